@@ -1,0 +1,46 @@
+# ImageHost's routine commands. No `just` installed? Use the launcher: ./just <recipe>
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+export PYTHONPATH := justfile_directory() / "src" + ":" + justfile_directory()
+python := justfile_directory() / ".venv/bin/python"
+
+# List the recipes
+default:
+    @just --list
+
+# Create .venv and install the pinned dependencies (only when the requirements changed)
+install:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    stamp=.venv/.installed-requirements
+    if [ ! -f "$stamp" ] || ! cmp -s <(cat requirements.txt requirements-dev.txt) "$stamp"; then
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+        cat requirements.txt requirements-dev.txt > "$stamp"
+    fi
+
+# Serve on http://127.0.0.1:8000 with a local PostgreSQL (HOST, PORT, DATABASE_URL override)
+run: install
+    {{python}} -m imagehost.devserver
+
+# Apply the database migrations (to DATABASE_URL, else the local PostgreSQL of `just run`)
+migrate: install
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ -z "${DATABASE_URL:-}" ]; then
+        export DATABASE_URL="$({{python}} -c 'from pathlib import Path; from imagehost.devdb import start_embedded_postgres; print(start_embedded_postgres(Path("var/postgres")))')"
+    fi
+    .venv/bin/piccolo migrations forwards all
+
+# Run the whole test suite (a throwaway PostgreSQL, the real nginx and Chromium when installed)
+test *ARGS: install
+    {{python}} -m pytest {{ARGS}}
+
+# Lint and check formatting with ruff
+lint: install
+    .venv/bin/ruff check src tests migrations piccolo_conf.py
+    .venv/bin/ruff format --check src tests migrations piccolo_conf.py
+
+# Measure catalogue and upload speed (prints figures and ratios)
+bench: install
+    {{python}} tests/bench.py

@@ -1,0 +1,3 @@
+"""ImageHost: a self-hosted image host."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,44 @@
+"""`just run`: a local PostgreSQL (unless DATABASE_URL is set), the migrations, then uvicorn."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from imagehost.devdb import migrate, start_embedded_postgres
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def main() -> int:
+    env = dict(os.environ)
+    if not env.get("DATABASE_URL"):
+        env["DATABASE_URL"] = start_embedded_postgres(PROJECT_ROOT / "var" / "postgres")
+        print("Local PostgreSQL (embedded-postgres) data: var/postgres", flush=True)
+    # Without a configured key, keep one in var/ so sessions survive restarts of `just run`.
+    if not env.get("SECRET_KEY"):
+        key_file = PROJECT_ROOT / "var" / "secret_key"
+        if not key_file.exists():
+            import secrets
+
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_urlsafe(32))
+            key_file.chmod(0o600)
+        env["SECRET_KEY"] = key_file.read_text().strip()
+    migrate(env["DATABASE_URL"], PROJECT_ROOT)
+    host, port = env.get("HOST", "127.0.0.1"), env.get("PORT", "8000")
+    print(f"ImageHost on http://{host}:{port}", flush=True)
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", "imagehost.app:app_from_environment",
+        "--host", host, "--port", port, "--app-dir", str(PROJECT_ROOT / "src"),
+    ]
+    try:
+        return subprocess.call(command, env=env, cwd=PROJECT_ROOT)
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

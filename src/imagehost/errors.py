@@ -1,0 +1,94 @@
+"""Domain errors. Services raise them; the web layer alone decides status codes and bodies.
+
+Each message is an English template (also the gettext msgid); `params` fill it in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def N_(message: str) -> str:
+    """Mark a string for translation without translating it here (Babel extracts N_ calls)."""
+    return message
+
+
+class ImageHostError(Exception):
+    template = N_("Something went wrong.")
+    # The app.log wording (English, never translated); defaults to the message itself.
+    log_template = ""
+
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+        super().__init__(self.english())
+
+    def english(self) -> str:
+        return self.template.format(**self.params)
+
+    def log_line(self) -> str:
+        return (self.log_template or self.template).format(**self.params)
+
+
+class NoFileGiven(ImageHostError):
+    template = N_("No file was sent: choose an image to upload.")
+    log_template = "upload refused: no file sent."
+
+
+class EmptyFile(ImageHostError):
+    template = N_("The file {filename} is empty.")
+    log_template = "empty file ({filename})."
+
+
+class UnsupportedFormat(ImageHostError):
+    template = N_("The file {filename} is not a supported image: only {formats} are accepted.")
+    log_template = "unsupported file format ({filename})."
+
+
+class UndecodableImage(ImageHostError):
+    template = N_("The file {filename} is damaged or incomplete and cannot be read as an image.")
+    log_template = "damaged or incomplete image ({filename})."
+
+
+class TooManyPixels(ImageHostError):
+    template = N_("The image {filename} is too large: {pixels} pixels, the limit is {limit}.")
+    log_template = "too many pixels: {pixels}, limit {limit} ({filename})."
+
+
+class FileTooLarge(ImageHostError):
+    template = N_("The file {filename} is too large: the limit is {limit}.")
+    log_template = "file too large, limit {limit} ({filename})."
+
+
+class ImageNotFound(ImageHostError):
+    template = N_("There is no image {name}.")
+    log_template = "image {name} not found."
+
+
+class DeleteForbidden(ImageHostError):
+    template = N_("You may not delete image {name}: only its uploader (or an operator) can.")
+    log_template = "delete of image {name} refused: no valid delete key."
+
+
+class StorageUnavailable(ImageHostError):
+    template = N_("The image store is not available right now: please try again later.")
+    log_template = "image store unavailable: {reason}."
+
+
+class CrossSiteRequestRefused(ImageHostError):
+    template = N_("This request came from another site and was refused. Open ImageHost itself and try again.")
+    log_template = "cross-site {method} {path} refused (from {origin})."
+
+
+class PageNotFound(ImageHostError):
+    template = N_("There is no page at this address.")
+    log_template = "no page at {path}."
+
+
+class RequestTooLarge(ImageHostError):
+    template = N_("The upload is too large: the limit is {limit}.")
+    log_template = "upload refused: request body over {limit}."
+
+
+class DatabaseUnavailable(ImageHostError):
+    template = N_("The database is not available right now: please try again in a moment.")
+    log_template = "database connection lost: {reason}."

@@ -1,0 +1,1 @@
+"""Images: upload, storage, catalogue, download and deletion."""

@@ -1,0 +1,247 @@
+"""HTTP for images: parse the request, call the service, pick the representation. Nothing else."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+from urllib.parse import quote
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import UploadFile
+from litestar.response import File, Redirect
+
+from imagehost.errors import ImageNotFound
+from imagehost.images.inspection import CONTENT_TYPES, EXTENSIONS
+from imagehost.images.service import DeleteCredentials, ImageService, IncomingFile, StoredImage
+from imagehost.images.storage import is_stored_name
+from imagehost.web.responses import representation, respond
+
+# Served user content is inert: a browser may show it as an image and nothing else.
+IMAGE_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox",
+    "Cross-Origin-Resource-Policy": "cross-origin",
+}
+IMMUTABLE = "public, max-age=31536000, immutable"
+CONTENT_TYPE_BY_EXTENSION = {ext: CONTENT_TYPES[name] for name, ext in EXTENSIONS.items()}
+SESSION_UPLOADS = "uploads"
+
+
+class Links:
+    """Absolute URLs for one request: direct links may live on a separate host (IMAGES_BASE_URL)."""
+
+    def __init__(self, request: Request, service: ImageService) -> None:
+        settings = service.settings
+        self.site = settings.public_base_url or str(request.base_url).rstrip("/")
+        self.service = service
+        self.request_base = str(request.base_url)
+
+    def image(self, image: StoredImage) -> str:
+        return self.service.url_of(image, self.request_base)
+
+    def delete(self, image: StoredImage, key: str | None = None) -> str:
+        return f"{self.site}/delete/{image.id}" + (f"?key={quote(key)}" if key else "")
+
+    def download(self, image: StoredImage) -> str:
+        return f"{self.site}/download/{image.id}"
+
+
+def image_json(image: StoredImage, links: Links) -> dict[str, Any]:
+    return {
+        "id": image.id,
+        "filename": image.stored_name,
+        "original_name": image.original_name,
+        "size_kb": image.size_kb,
+        "upload_time": image.uploaded_at.isoformat(),
+        "file_type": image.extension,
+        "url": links.image(image),
+    }
+
+
+def remembered_keys(request: Request) -> dict[int, str]:
+    """This browser's uploads: id -> delete key, from its signed session cookie."""
+    entries = request.session.get(SESSION_UPLOADS, []) if request.session else []
+    return {int(entry[0]): str(entry[2]) for entry in entries if len(entry) == 3}
+
+
+def remember_upload(request: Request, image: StoredImage, delete_key: str, keep: int) -> None:
+    entries = [entry for entry in request.session.get(SESSION_UPLOADS, []) if entry[0] != image.id]
+    entries.insert(0, [image.id, image.stored_name, delete_key])
+    request.set_session({**request.session, SESSION_UPLOADS: entries[:keep]})
+
+
+def forget_upload(request: Request, image_id: int) -> None:
+    entries = request.session.get(SESSION_UPLOADS, []) if request.session else []
+    if any(entry[0] == image_id for entry in entries):
+        kept = [entry for entry in entries if entry[0] != image_id]
+        request.set_session({**request.session, SESSION_UPLOADS: kept})
+
+
+def content_disposition(original_name: str) -> str:
+    """RFC 6266: an ASCII fallback and the exact name in filename*, safe for any name."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in original_name)
+    return f"attachment; filename=\"{fallback or 'image'}\"; filename*=UTF-8''{quote(original_name, safe='')}"
+
+
+def _page_number(page: str | None) -> int:
+    try:
+        return max(1, int(page or 1))
+    except ValueError:
+        return 1
+
+
+class UploadController(Controller):
+    path = "/upload"
+
+    @get()
+    async def upload_page(self, request: Request, images: ImageService) -> Response:
+        keys = remembered_keys(request)
+        recent = await images.some(keys)
+        return respond(
+            request,
+            page="upload/index.html",
+            fragment="upload/index.html",
+            context={"recent": recent, "links": Links(request, images), "result": None},
+            json=lambda: {"status": "success", "data": [image_json(i, Links(request, images)) for i in recent]},
+        )
+
+    @post()
+    async def upload(self, request: Request, images: ImageService) -> Response:
+        form = await request.form()
+        field = form.get("file")
+        incoming = None
+        if isinstance(field, UploadFile):
+            # Litestar spools the part to disk past 1 MB; read at most one byte over the limit.
+            content = await field.read(images.settings.max_upload_bytes + 1)
+            incoming = IncomingFile(original_name=field.filename, content=content)
+            await field.close()
+        result = await images.upload(incoming)
+        remember_upload(request, result.image, result.delete_key, images.settings.recent_uploads_kept)
+        links = Links(request, images)
+        image = result.image
+        context = {"result": result, "image": image, "links": links, "recent": await images.some(remembered_keys(request))}
+        return respond(
+            request,
+            page="upload/index.html",
+            fragment="upload/_result.html",
+            context=context,
+            status_code=201,
+            json=lambda: {
+                "status": "success",
+                "id": image.id,
+                "filename": image.stored_name,
+                "original_name": image.original_name,
+                "size": image.size_bytes,
+                "file_type": image.extension,
+                "upload_time": image.uploaded_at.isoformat(),
+                "url": links.image(image),
+                "delete_url": links.delete(image, result.delete_key),
+            },
+        )
+
+
+class CatalogueController(Controller):
+    @get("/images")
+    async def catalogue(self, request: Request, images: ImageService, page: str | None = None) -> Response:
+        # Litestar routes /images and /images/ alike; the raw path tells them apart.
+        if not request.scope.get("raw_path", b"/").split(b"?")[0].endswith(b"/"):
+            query = f"?{request.url.query}" if request.url.query else ""
+            return Redirect(f"/images/{query}", status_code=301)
+        catalogue = await images.page(_page_number(page))
+        links = Links(request, images)
+        return respond(
+            request,
+            page="images/index.html",
+            fragment="images/_table.html",
+            context={"catalogue": catalogue, "links": links, "owned": set(remembered_keys(request))},
+            json=lambda: catalogue_json(catalogue, links),
+        )
+
+    @get("/images-list")
+    async def images_list(self, request: Request, images: ImageService, page: str | None = None) -> Response:
+        catalogue = await images.page(_page_number(page))
+        return Response(catalogue_json(catalogue, Links(request, images)))
+
+    @get("/images/{stored_name:str}", include_in_schema=False)
+    async def serve_image(self, stored_name: str, images: ImageService) -> Response:
+        """Direct links when no nginx is in front (`just run`); nginx answers these itself in the stack."""
+        path = images.store.root / stored_name if is_stored_name(stored_name) else None
+        if path is None or not path.is_file():
+            return Response(
+                "Not found\n",
+                status_code=404,
+                media_type="text/plain",
+                headers=IMAGE_SECURITY_HEADERS,
+            )
+        return File(
+            path,
+            media_type=CONTENT_TYPE_BY_EXTENSION["." + stored_name.rsplit(".", 1)[1]],
+            content_disposition_type="inline",
+            headers={**IMAGE_SECURITY_HEADERS, "Cache-Control": IMMUTABLE},
+        )
+
+    @get("/download/{image_id:int}")
+    async def download(self, image_id: int, images: ImageService) -> Response:
+        image = await images.get(image_id)
+        headers = {
+            **IMAGE_SECURITY_HEADERS,
+            "Content-Disposition": content_disposition(image.original_name),
+        }
+        if images.settings.accel_downloads:
+            # nginx sends the file itself from its internal location; the app only says which one.
+            return Response(
+                b"",
+                media_type=image.content_type,
+                headers={**headers, "X-Accel-Redirect": f"/_stored/{image.stored_name}"},
+            )
+        path = images.store.root / image.stored_name
+        if not path.is_file():
+            raise ImageNotFound(name=image.stored_name)
+        return File(path, media_type=image.content_type, headers=headers)
+
+
+def catalogue_json(catalogue: Any, links: Links) -> dict[str, Any]:
+    return {
+        "status": "success",
+        "page": catalogue.page,
+        "pagination": {"total_pages": catalogue.total_pages, "total_items": catalogue.total_items},
+        "data": [image_json(image, links) for image in catalogue.images],
+    }
+
+
+class DeleteController(Controller):
+    path = "/delete"
+
+    async def _delete(self, request: Request, images: ImageService, image_id: int, key: str | None) -> StoredImage:
+        authorization = request.headers.get("authorization", "")
+        token = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
+        admin_token = images.settings.admin_token
+        credentials = DeleteCredentials(
+            keys=tuple(k for k in (key, remembered_keys(request).get(image_id)) if k),
+            operator=bool(admin_token and token and hmac.compare_digest(token.encode(), admin_token.encode())),
+        )
+        image = await images.delete(image_id, credentials)
+        forget_upload(request, image_id)
+        return image
+
+    @delete("/{image_id:int}", status_code=200)
+    async def delete_image(
+        self, request: Request, images: ImageService, image_id: int, key: str | None = None
+    ) -> Response:
+        await self._delete(request, images, image_id, key)
+        if representation(request) == "fragment":
+            # An empty 200 removes the row; the event makes the table refill itself to 10 rows.
+            return Response("", headers={"HX-Trigger": "image-deleted", "Vary": "HX-Request, Accept"})
+        return Response({"status": "success", "message": "Image deleted successfully."})
+
+    @post("/{image_id:int}", status_code=200)
+    async def delete_from_form(
+        self, request: Request, images: ImageService, image_id: int, key: str | None = None, page: str | None = None
+    ) -> Response:
+        """The same delete for a page without JavaScript (a form can only POST)."""
+        form = await request.form()
+        key = key or form.get("key")
+        await self._delete(request, images, image_id, key)
+        if representation(request) == "json":
+            return Response({"status": "success", "message": "Image deleted successfully."})
+        return Redirect(f"/images/?page={_page_number(page or form.get('page'))}", status_code=303)

@@ -1,0 +1,265 @@
+"""Image rules: validate, store, list, find and delete. Knows nothing of HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import anyio.to_thread
+
+from imagehost.errors import DeleteForbidden, FileTooLarge, ImageNotFound, NoFileGiven
+from imagehost.images.inspection import CONTENT_TYPES, EXTENSIONS, inspect_image
+from imagehost.images.storage import ImageStore, new_stored_name
+from imagehost.images.tables import Image
+from imagehost.logging import action_log
+from imagehost.settings import Settings
+
+MAX_ORIGINAL_NAME = 255
+
+
+def human_size(size: int) -> str:
+    if size % (1024 * 1024) == 0:
+        return f"{size // (1024 * 1024)} MB"
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MB"
+    return f"{size / 1024:.0f} KB"
+
+
+def clean_original_name(name: str | None) -> str:
+    """Keep the client's name as metadata only: no folders, no control characters, bounded length."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(char for char in name if unicodedata.category(char)[0] != "C").strip()
+    return name[:MAX_ORIGINAL_NAME] or "upload"
+
+
+def hash_key(delete_key: str) -> str:
+    return hashlib.sha256(delete_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IncomingFile:
+    original_name: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    id: int
+    stored_name: str
+    original_name: str
+    size_bytes: int
+    file_format: str
+    sha256: str
+    uploaded_at: datetime
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS[self.file_format].lstrip(".")
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.file_format]
+
+    @property
+    def size_kb(self) -> int:
+        return max(1, round(self.size_bytes / 1024)) if self.size_bytes else 0
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> StoredImage:
+        return cls(
+            id=row["id"],
+            stored_name=row["stored_name"],
+            original_name=row["original_name"],
+            size_bytes=row["size_bytes"],
+            file_format=row["file_format"],
+            sha256=row["sha256"],
+            uploaded_at=row["uploaded_at"],
+        )
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    image: StoredImage
+    delete_key: str
+
+
+@dataclass(frozen=True)
+class CataloguePage:
+    images: list[StoredImage]
+    page: int
+    total_pages: int
+    total_items: int
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.total_pages
+
+
+@dataclass(frozen=True)
+class DeleteCredentials:
+    """What the requester offers: delete keys (from the URL or their browser's cookie), operator status."""
+
+    keys: tuple[str, ...] = ()
+    operator: bool = False
+
+
+_COLUMNS = (
+    Image.id,
+    Image.stored_name,
+    Image.original_name,
+    Image.size_bytes,
+    Image.file_format,
+    Image.sha256,
+    Image.uploaded_at,
+)
+
+
+class ImageService:
+    def __init__(self, settings: Settings, store: ImageStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.log = action_log()
+
+    async def upload(self, incoming: IncomingFile | None) -> UploadResult:
+        if incoming is None:
+            raise NoFileGiven()
+        name = clean_original_name(incoming.original_name)
+        if len(incoming.content) > self.settings.max_upload_bytes:
+            raise FileTooLarge(filename=name, limit=human_size(self.settings.max_upload_bytes))
+        facts = await anyio.to_thread.run_sync(
+            inspect_image, incoming.content, name, self.settings.allowed_formats, self.settings.max_pixels
+        )
+        # Bytes after the format's end marker are not image: they are never stored or served.
+        content = incoming.content[: facts.logical_size]
+        stored_name = new_stored_name(facts.extension)
+        delete_key = secrets.token_urlsafe(16)
+        written = False
+        try:
+            async with Image._meta.db.transaction():
+                row = Image(
+                    stored_name=stored_name,
+                    original_name=name,
+                    size_bytes=len(content),
+                    file_format=facts.file_format,
+                    sha256=hashlib.sha256(content).hexdigest(),
+                    delete_key_hash=hash_key(delete_key),
+                )
+                await row.save()
+                await anyio.to_thread.run_sync(self.store.write, stored_name, content)
+                written = True
+        except BaseException:
+            # The row rolled back; make sure its file does not outlive it.
+            if written:
+                await anyio.to_thread.run_sync(self.store.remove, stored_name)
+            raise
+        image = await self.get(row.id)
+        self.log.info(
+            f"image {stored_name} uploaded ({name}, {len(content)} bytes).",
+            action="Success",
+        )
+        return UploadResult(image=image, delete_key=delete_key)
+
+    async def get(self, image_id: int) -> StoredImage:
+        row = await Image.select(*_COLUMNS).where(Image.id == image_id).first()
+        if row is None:
+            raise ImageNotFound(name=f"#{image_id}")
+        return StoredImage.from_row(row)
+
+    async def find_by_name(self, stored_name: str) -> StoredImage:
+        row = await Image.select(*_COLUMNS).where(Image.stored_name == stored_name).first()
+        if row is None:
+            raise ImageNotFound(name=stored_name)
+        return StoredImage.from_row(row)
+
+    async def some(self, image_ids: Iterable[int]) -> list[StoredImage]:
+        """The images among these ids that still exist, newest first."""
+        ids = list({int(image_id) for image_id in image_ids})
+        if not ids:
+            return []
+        rows = await (
+            Image.select(*_COLUMNS)
+            .where(Image.id.is_in(ids))
+            .order_by(Image.uploaded_at, Image.id, ascending=False)
+        )
+        return [StoredImage.from_row(row) for row in rows]
+
+    async def count(self) -> int:
+        # Kept by a trigger (see the migrations): a count(*) would scan the whole table on every page.
+        rows = await Image.raw("SELECT total FROM image_totals WHERE id = 1")
+        return int(rows[0]["total"]) if rows else 0
+
+    async def page(self, page: int) -> CataloguePage:
+        size = self.settings.page_size
+        total = await self.count()
+        total_pages = max(1, math.ceil(total / size))
+        page = max(1, page)
+        offset = (page - 1) * size
+        if offset >= total:
+            images: list[StoredImage] = []
+        elif offset <= total // 2:
+            rows = await (
+                Image.select(*_COLUMNS)
+                .order_by(Image.uploaded_at, Image.id, ascending=False)
+                .limit(size)
+                .offset(offset)
+            )
+            images = [StoredImage.from_row(row) for row in rows]
+        else:
+            # Pages past the middle are read from the other end of the index, so the last page
+            # costs what the first one does.
+            count = min(size, total - offset)
+            rows = await (
+                Image.select(*_COLUMNS)
+                .order_by(Image.uploaded_at, Image.id, ascending=True)
+                .limit(count)
+                .offset(max(0, total - offset - size))
+            )
+            images = [StoredImage.from_row(row) for row in reversed(rows)]
+        return CataloguePage(images=images, page=page, total_pages=total_pages, total_items=total)
+
+    async def delete(self, image_id: int, credentials: DeleteCredentials) -> StoredImage:
+        row = await Image.select(*_COLUMNS, Image.delete_key_hash).where(Image.id == image_id).first()
+        if row is None:
+            raise ImageNotFound(name=f"#{image_id}")
+        image = StoredImage.from_row(row)
+        allowed = credentials.operator or any(
+            hmac.compare_digest(hash_key(key), row["delete_key_hash"]) for key in credentials.keys if key
+        )
+        if not allowed:
+            raise DeleteForbidden(name=image.stored_name)
+        deleted = await Image.delete().where(Image.id == image_id).returning(Image.id)
+        if not deleted:
+            raise ImageNotFound(name=f"#{image_id}")
+        # The row goes first: a crash between the two steps leaves an orphan file (found by the
+        # consistency check), never a row whose link is dead.
+        await anyio.to_thread.run_sync(self.store.remove, image.stored_name)
+        who = "operator" if credentials.operator else "uploader"
+        self.log.info(
+            f"image {image.stored_name} deleted by its {who} ({image.original_name}).", action="Success"
+        )
+        return image
+
+    def url_of(self, image: StoredImage, request_base: str) -> str:
+        base = self.settings.images_base_url or self.settings.public_base_url or request_base.rstrip("/")
+        return f"{base}/images/{image.stored_name}"
+
+    async def readiness_problem(self) -> str | None:
+        """Why the service cannot take uploads right now, or None when it can."""
+        try:
+            await Image.raw("SELECT 1")
+        except Exception as error:  # any failure here means "not ready"; the reason says which
+            return f"database unreachable: {type(error).__name__}"
+        if not await anyio.to_thread.run_sync(self.store.writable):
+            return f"images folder {self.store.root} is not writable"
+        return None

@@ -1,0 +1,15 @@
+from piccolo.columns import BigInt, Text, Timestamptz, Varchar
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+
+class Image(Table, tablename="images"):
+    """One stored upload. The file is IMAGES_DIR/<stored_name>; the row is its only record."""
+
+    stored_name = Varchar(length=64, unique=True)
+    original_name = Text()
+    size_bytes = BigInt()
+    file_format = Varchar(length=8)
+    sha256 = Varchar(length=64)
+    uploaded_at = Timestamptz(default=TimestamptzNow())
+    delete_key_hash = Varchar(length=64, secret=True)

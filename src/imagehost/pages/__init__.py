@@ -1,0 +1,1 @@
+"""Pages that belong to no feature: home, health, readiness, language choice."""

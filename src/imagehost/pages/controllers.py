@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from litestar import Request, Response, get
+from litestar.datastructures import Cookie
+from litestar.response import Redirect, Template
+
+from imagehost.images.service import ImageService
+from imagehost.settings import SUPPORTED_LANGUAGES
+from imagehost.web.i18n import LANGUAGE_COOKIE
+
+ONE_YEAR = 365 * 24 * 3600
+
+
+@get("/")
+async def home(images: ImageService) -> Template:
+    return Template("pages/home.html", context={"max_upload": images.settings.max_upload_bytes})
+
+
+@get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/ready")
+async def ready(images: ImageService) -> Response:
+    problem = await images.readiness_problem()
+    if problem:
+        return Response({"status": "unavailable", "reason": problem}, status_code=503)
+    return Response({"status": "ready"})
+
+
+@get("/language/{code:str}")
+async def choose_language(request: Request, code: str, next: str | None = None) -> Response:  # noqa: A002
+    """Remember the language in a cookie and go back where the switch was clicked."""
+    target = next if next and next.startswith("/") and not next.startswith("//") else "/"
+    response = Redirect(target, status_code=303)
+    if code in SUPPORTED_LANGUAGES:
+        response.cookies.append(
+            Cookie(key=LANGUAGE_COOKIE, value=code, max_age=ONE_YEAR, samesite="lax", httponly=False, path="/")
+        )
+    return response

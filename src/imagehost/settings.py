@@ -1,0 +1,108 @@
+"""All configuration, read once from the environment and passed around as one frozen object."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_DATABASE_URL = "postgresql://postgres:postgres@localhost:5432/images_db"
+# Room for the multipart envelope (boundaries, part headers) around a file of the maximum size.
+MULTIPART_SLACK_BYTES = 64 * 1024
+SUPPORTED_LANGUAGES = ("en", "ru")
+
+
+class SettingsError(ValueError):
+    """A setting in the environment has a value we cannot use."""
+
+
+def _bool(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{name} must be true or false, not {value!r}")
+
+
+def _int(value: str, name: str, minimum: int = 1) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {value!r}") from None
+    if number < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}")
+    return number
+
+
+def _list(value: str) -> tuple[str, ...]:
+    value = value.strip()
+    if value.startswith("["):
+        return tuple(str(item).strip() for item in json.loads(value) if str(item).strip())
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    images_dir: Path = Path("images")
+    log_dir: Path = Path("logs")
+    max_upload_bytes: int = 5 * 1024 * 1024
+    max_pixels: int = 50_000_000
+    allowed_formats: tuple[str, ...] = ("JPEG", "PNG", "GIF")
+    public_base_url: str = ""
+    images_base_url: str = ""
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    admin_token: str = field(default="", repr=False)
+    default_language: str = "en"
+    accel_downloads: bool = False
+    secure_cookies: bool = False
+    page_size: int = 10
+    recent_uploads_kept: int = 20
+
+    @property
+    def max_request_bytes(self) -> int:
+        """Largest request body accepted anywhere (Litestar and nginx): one file plus its envelope."""
+        return self.max_upload_bytes + MULTIPART_SLACK_BYTES
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        if "DATABASE_URL" in env:
+            values["database_url"] = env["DATABASE_URL"]
+        if "IMAGES_DIR" in env:
+            values["images_dir"] = Path(env["IMAGES_DIR"])
+        if "LOG_DIR" in env:
+            values["log_dir"] = Path(env["LOG_DIR"])
+        if "MAX_UPLOAD_BYTES" in env:
+            values["max_upload_bytes"] = _int(env["MAX_UPLOAD_BYTES"], "MAX_UPLOAD_BYTES")
+        if "MAX_PIXELS" in env:
+            values["max_pixels"] = _int(env["MAX_PIXELS"], "MAX_PIXELS")
+        if "ALLOWED_FORMATS" in env:
+            formats = tuple(name.upper() for name in _list(env["ALLOWED_FORMATS"]))
+            if not formats:
+                raise SettingsError("ALLOWED_FORMATS must name at least one format")
+            values["allowed_formats"] = formats
+        for name in ("PUBLIC_BASE_URL", "IMAGES_BASE_URL"):
+            if env.get(name):
+                values[name.lower()] = env[name].rstrip("/")
+        if env.get("SECRET_KEY"):
+            values["secret_key"] = env["SECRET_KEY"]
+        if env.get("ADMIN_TOKEN"):
+            values["admin_token"] = env["ADMIN_TOKEN"]
+        if "DEFAULT_LANGUAGE" in env:
+            language = env["DEFAULT_LANGUAGE"].strip().lower()
+            if language not in SUPPORTED_LANGUAGES:
+                raise SettingsError(f"DEFAULT_LANGUAGE must be one of {', '.join(SUPPORTED_LANGUAGES)}")
+            values["default_language"] = language
+        if "ACCEL_DOWNLOADS" in env:
+            values["accel_downloads"] = _bool(env["ACCEL_DOWNLOADS"], "ACCEL_DOWNLOADS")
+        if "SECURE_COOKIES" in env:
+            values["secure_cookies"] = _bool(env["SECURE_COOKIES"], "SECURE_COOKIES")
+        elif str(values.get("public_base_url", "")).startswith("https://"):
+            values["secure_cookies"] = True
+        return cls(**values)  # type: ignore[arg-type]

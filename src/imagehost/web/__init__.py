@@ -1,0 +1,1 @@
+"""What every feature shares on the HTTP side: languages, representations, errors, request safety."""

@@ -1,0 +1,100 @@
+"""One exception handler turns every error into the answer the client asked for, and logs it."""
+
+from __future__ import annotations
+
+import asyncpg
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.response import Template
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from imagehost import errors
+from imagehost.errors import N_, ImageHostError
+from imagehost.images.service import human_size
+from imagehost.logging import action_log
+from imagehost.web.responses import VARY, representation
+
+STATUS_CODES: dict[type[ImageHostError], int] = {
+    errors.NoFileGiven: 400,
+    errors.EmptyFile: 400,
+    errors.UndecodableImage: 400,
+    errors.UnsupportedFormat: 415,
+    errors.TooManyPixels: 413,
+    errors.FileTooLarge: 413,
+    errors.RequestTooLarge: 413,
+    errors.DeleteForbidden: 403,
+    errors.CrossSiteRequestRefused: 403,
+    errors.ImageNotFound: 404,
+    errors.PageNotFound: 404,
+    errors.StorageUnavailable: 503,
+    errors.DatabaseUnavailable: 503,
+}
+# Where htmx puts an error fragment: every page has one element with this id.
+ERROR_TARGET = "#messages"
+UNEXPECTED = N_("Something went wrong on our side. Please try again in a moment.")
+# Errors that mean "PostgreSQL is unreachable", as opposed to a bug in a query.
+DATABASE_OUTAGES = (
+    OSError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+)
+GENERIC_CLIENT_ERROR = N_("The request could not be understood.")
+
+
+def error_response(request: Request, status_code: int, message: str) -> Response:
+    kind = representation(request)
+    headers = {"Vary": VARY}
+    if kind == "json":
+        return Response({"status": "error", "error": message}, status_code=status_code, headers=headers)
+    context = {"message": message, "status_code": status_code}
+    if kind == "fragment":
+        headers |= {"HX-Retarget": ERROR_TARGET, "HX-Reswap": "innerHTML"}
+        return Template("_error.html", context=context, status_code=status_code, headers=headers)
+    return Template("error.html", context=context, status_code=status_code, headers=headers)
+
+
+def _translate(request: Request, error: ImageHostError) -> str:
+    translator = request.app.state.translator
+    translator.use(translator.negotiate(request))
+    return translator.gettext(error.template).format(**error.params)
+
+
+def handle_domain_error(request: Request, error: ImageHostError) -> Response:
+    status_code = STATUS_CODES.get(type(error), 400)
+    if status_code != 404 or isinstance(error, errors.ImageNotFound):
+        action_log().error(error.log_line(), action="Error")
+    return error_response(request, status_code, _translate(request, error))
+
+
+def handle_http_error(request: Request, error: HTTPException) -> Response:
+    """Litestar's own refusals (unknown route, body over the limit, bad form) in our words."""
+    if isinstance(error, NotFoundException):
+        return handle_domain_error(request, errors.PageNotFound(path=request.url.path))
+    if error.status_code == 413 or "Request Entity Too Large" in str(error.detail):
+        limit = human_size(request.app.state.settings.max_upload_bytes)
+        return handle_domain_error(request, errors.RequestTooLarge(limit=limit))
+    translator = request.app.state.translator
+    translator.use(translator.negotiate(request))
+    action_log().error(f"{request.method} {request.url.path} refused: {error.detail}.", action="Error")
+    message = translator.gettext(GENERIC_CLIENT_ERROR) if error.status_code < 500 else translator.gettext(UNEXPECTED)
+    return error_response(request, error.status_code, message)
+
+
+def handle_unexpected(request: Request, error: Exception) -> Response:
+    if isinstance(error, DATABASE_OUTAGES):
+        return handle_domain_error(request, errors.DatabaseUnavailable(reason=f"{type(error).__name__}: {error}"))
+    action_log().error(
+        f"unexpected error on {request.method} {request.url.path}: {type(error).__name__}: {error}", action="Error"
+    )
+    translator = request.app.state.translator
+    translator.use(translator.negotiate(request))
+    return error_response(request, HTTP_500_INTERNAL_SERVER_ERROR, translator.gettext(UNEXPECTED))
+
+
+EXCEPTION_HANDLERS = {
+    ImageHostError: handle_domain_error,
+    HTTPException: handle_http_error,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,119 @@
+"""Shared fixtures: a throwaway PostgreSQL migrated through the real migrations, the app, files."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from litestar.testing import TestClient
+from PIL import Image as PILImage
+
+from imagehost.app import create_app
+from imagehost.devdb import migrate, start_embedded_postgres
+from imagehost.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CORPUS = PROJECT_ROOT.parent / "shared" / "corpus"
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+ADMIN_TOKEN = "operator-token-for-tests"
+
+
+def run_sql(database_url: str, query: str, *args: object) -> list[asyncpg.Record]:
+    async def go() -> list[asyncpg.Record]:
+        connection = await asyncpg.connect(database_url)
+        try:
+            return await connection.fetch(query, *args)
+        finally:
+            await connection.close()
+
+    return asyncio.run(go())
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One real PostgreSQL for the session, its schema made by the project's own migrations."""
+    url = start_embedded_postgres(tmp_path_factory.mktemp("postgres") / "data", database="images_test")
+    migrate(url, PROJECT_ROOT)
+    return url
+
+
+@pytest.fixture
+def clean_database(database_url: str) -> str:
+    run_sql(database_url, "TRUNCATE images RESTART IDENTITY")
+    return database_url
+
+
+@pytest.fixture
+def settings(clean_database: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=clean_database,
+        images_dir=tmp_path / "images",
+        log_dir=tmp_path / "logs",
+        secret_key="test-secret-key",
+        admin_token=ADMIN_TOKEN,
+        public_base_url="",
+    )
+
+
+@pytest.fixture
+def make_client(settings: Settings):
+    """Build a client for the app with some settings changed; the lifespan runs (pool, clean-up)."""
+    clients: list[TestClient] = []
+
+    def build(**changes: object) -> TestClient:
+        from dataclasses import replace
+
+        client = TestClient(create_app(replace(settings, **changes)), base_url="http://testserver.local")
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield build
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client) -> TestClient:
+    return make_client()
+
+
+@pytest.fixture
+def app_log(settings: Settings):
+    def read() -> list[str]:
+        path = settings.log_dir / "app.log"
+        return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+    return read
+
+
+def png_bytes(width: int = 32, height: int = 24, color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (width, height), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+HTML = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"}
+HTMX = {"Accept": "*/*", "HX-Request": "true", "HX-Current-URL": "http://testserver.local/upload"}
+
+
+def upload(client: TestClient, content: bytes, name: str = "picture.png", headers: dict | None = None):
+    return client.post("/upload", files={"file": (name, content, "application/octet-stream")}, headers=headers or {})
+
+
+def stored_files(settings: Settings) -> list[str]:
+    if not settings.images_dir.exists():
+        return []
+    return sorted(p.name for p in settings.images_dir.iterdir() if p.is_file())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _artifacts_dir() -> Iterator[None]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    os.environ.setdefault("IMAGEHOST_TEST_ARTIFACTS", str(ARTIFACTS))
+    yield
