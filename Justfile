@@ -44,3 +44,8 @@ lint: install
 # Measure catalogue and upload speed (prints figures and ratios)
 bench: install
     {{python}} tests/bench.py
+
+# Re-extract the interface strings and merge them into the Russian catalogue (then translate the new ones)
+translations: install
+    .venv/bin/pybabel extract -F babel.cfg -k N_ -k _ --no-location --omit-header -o var/messages.pot .
+    .venv/bin/pybabel update -i var/messages.pot -d src/imagehost/locale -l ru --no-location --width 100

@@ -6,6 +6,7 @@ import asyncio
 import io
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -62,12 +63,18 @@ def settings(clean_database: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def make_client(settings: Settings):
-    """Build a client for the app with some settings changed; the lifespan runs (pool, clean-up)."""
+    """Build a client for the app with some settings changed; the lifespan runs (pool, clean-up).
+
+    Piccolo tables are bound to one engine per process, as in production: building a new app
+    closes the previous one. For a second browser on the same app, use `another_browser`.
+    """
     clients: list[TestClient] = []
 
     def build(**changes: object) -> TestClient:
         from dataclasses import replace
 
+        while clients:
+            clients.pop().__exit__(None, None, None)
         client = TestClient(create_app(replace(settings, **changes)), base_url="http://testserver.local")
         client.__enter__()
         clients.append(client)
@@ -81,6 +88,19 @@ def make_client(settings: Settings):
 @pytest.fixture
 def client(make_client) -> TestClient:
     return make_client()
+
+
+@contextmanager
+def another_browser(client: TestClient) -> Iterator[TestClient]:
+    """The same app seen by a different browser: no cookies of its own to start with."""
+    saved = dict(client.cookies)
+    client.cookies.clear()
+    try:
+        yield client
+    finally:
+        client.cookies.clear()
+        for name, value in saved.items():
+            client.cookies.set(name, value)
 
 
 @pytest.fixture

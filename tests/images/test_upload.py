@@ -9,7 +9,7 @@ import re
 import pytest
 from PIL import Image as PILImage
 
-from tests.conftest import CORPUS, HTML, HTMX, png_bytes, run_sql, stored_files, upload
+from tests.conftest import CORPUS, another_browser, HTML, HTMX, png_bytes, run_sql, stored_files, upload
 
 MIB = 1024 * 1024
 
@@ -227,12 +227,12 @@ def test_browser_form_post_gets_a_whole_page(client):
     assert "<html" in bad.text and "bad.gif" in bad.text
 
 
-def test_recent_uploads_are_listed_for_this_browser_only(client, make_client):
+def test_recent_uploads_are_listed_for_this_browser_only(client):
     body = upload(client, png_bytes(), "mine.png").json()
     page = client.get("/upload", headers=HTML).text
     assert body["url"] in page
-    stranger = make_client()
-    assert body["url"] not in stranger.get("/upload", headers=HTML).text
+    with another_browser(client) as stranger:
+        assert body["url"] not in stranger.get("/upload", headers=HTML).text
 
 
 def test_stray_temporary_files_are_removed_at_start(settings, make_client):

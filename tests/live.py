@@ -1,0 +1,93 @@
+"""A live ImageHost: uvicorn started the way docker compose starts it, on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LiveApp:
+    url: str
+    port: int
+    process: subprocess.Popen
+    images_dir: Path
+    log_dir: Path
+    env: dict[str, str]
+
+
+def uvicorn_command(port: int) -> list[str]:
+    """The same command as the Dockerfile's, bound to loopback."""
+    return [
+        sys.executable, "-m", "uvicorn", "--factory", "imagehost.app:app_from_environment",
+        "--host", "127.0.0.1", "--port", str(port), "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1",
+    ]
+
+
+@contextmanager
+def live_app(database_url: str, workdir: Path, **settings: str) -> Iterator[LiveApp]:
+    port = free_port()
+    images_dir, log_dir = workdir / "images", workdir / "logs"
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{PROJECT_ROOT / 'src'}{os.pathsep}{PROJECT_ROOT}",
+        "DATABASE_URL": database_url,
+        "IMAGES_DIR": str(images_dir),
+        "LOG_DIR": str(log_dir),
+        "SECRET_KEY": "live-test-secret",
+        **settings,
+    }
+    output = (workdir / "uvicorn.out").open("wb")
+    process = subprocess.Popen(uvicorn_command(port), env=env, cwd=PROJECT_ROOT, stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited: {(workdir / 'uvicorn.out').read_text()}")
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not become healthy in 30 s")
+            time.sleep(0.1)
+        yield LiveApp(url=url, port=port, process=process, images_dir=images_dir, log_dir=log_dir, env=env)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        output.close()
+
+
+def require(tool: str) -> None:
+    """Skip when a system tool is missing locally; in CI (IMAGEHOST_REQUIRE_STACK=1) fail instead."""
+    import shutil
+
+    import pytest
+
+    if shutil.which(tool) or Path(tool).exists():
+        return
+    if os.environ.get("IMAGEHOST_REQUIRE_STACK"):
+        pytest.fail(f"{tool} is required in CI but not installed")
+    pytest.skip(f"{tool} is not installed")

@@ -1,0 +1,366 @@
+"""ImageHost in a real headless Chromium, checked the way a person would: click, look, go back.
+
+One browser and one live app (uvicorn against the session's PostgreSQL) serve the whole module;
+every test gets a fresh browser context (no cookies) and an empty `images` table. Every page a
+test visits is saved as a full-page screenshot in test-artifacts/<test>-<step>.png.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+
+from tests.conftest import ARTIFACTS, CORPUS, png_bytes, run_sql
+from tests.live import LiveApp, live_app, require
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = {"width": 375, "height": 740}
+ROWS = "#catalogue tbody tr"
+# Twelve clearly different colours, so that every generated image is a different file.
+COLOURS = [
+    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+    (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40),
+]
+
+
+def sql(database_url: str, query: str) -> list:
+    """run_sql from another thread: Playwright's sync API keeps an event loop set on this one."""
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        return worker.submit(run_sql, database_url, query).result()
+
+
+def numbered_png(number: int) -> tuple[str, bytes]:
+    """img-01.png … img-12.png, each a small PNG in its own colour."""
+    return f"img-{number:02d}.png", png_bytes(color=COLOURS[(number - 1) % len(COLOURS)])
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    require(CHROMIUM)
+    with sync_playwright() as runner:
+        yield runner
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture(scope="module")
+def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+    with live_app(database_url, tmp_path_factory.mktemp("browser-app")) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def empty_catalogue(database_url: str) -> None:
+    sql(database_url, "TRUNCATE images RESTART IDENTITY")
+
+
+@pytest.fixture
+def context(browser: Browser, app: LiveApp) -> Iterator[BrowserContext]:
+    """A fresh visitor: no cookies, so no uploads of its own and no language chosen."""
+    fresh = browser.new_context(base_url=app.url, locale="en-GB")
+    yield fresh
+    fresh.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    visited = context.new_page()
+    visited.set_default_timeout(10_000)
+    return visited
+
+
+@pytest.fixture
+def screenshot(request: pytest.FixtureRequest):
+    """screenshot(page, "step") saves test-artifacts/<test name>-<step>.png."""
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    def save(page: Page, step: str) -> Path:
+        path = ARTIFACTS / f"{request.node.name}-{step}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return save
+
+
+def upload_over_http(app: LiveApp, name: str, content: bytes) -> dict:
+    """An upload as a script makes it (JSON): for catalogue contents this browser does not own."""
+    response = httpx.post(f"{app.url}/upload", files={"file": (name, content, "image/png")}, timeout=10)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def upload_through_page(page: Page, name: str, content: bytes, mime_type: str = "image/png") -> None:
+    """Choose a file on /upload; the page's script sends it with htmx as soon as it is chosen."""
+    page.set_input_files("#file-input", files=[{"name": name, "mimeType": mime_type, "buffer": content}])
+
+
+def mark_page(page: Page) -> None:
+    """A marker that only survives as long as the document does (no full page load)."""
+    page.evaluate("window.__marker = 1")
+
+
+def page_was_not_reloaded(page: Page) -> bool:
+    return page.evaluate("window.__marker === 1")
+
+
+def no_horizontal_scroll(page: Page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+def test_upload_through_the_page_gives_a_direct_link_to_the_same_image(page: Page, app: LiveApp, screenshot):
+    content = (CORPUS / "accepted" / "hopper.png").read_bytes()
+    page.goto("/upload")
+    expect(page.locator("#upload-progress")).to_have_count(1)
+    # upload.js shows the progress bar when the upload starts; record what a person would see then.
+    page.evaluate(
+        """() => {
+            window.__progressShown = false;
+            document.getElementById("upload-form").addEventListener("htmx:xhr:loadstart", () => {
+                window.__progressShown = !document.getElementById("upload-progress").hidden;
+            });
+        }"""
+    )
+    mark_page(page)
+    screenshot(page, "1-upload-page")
+
+    page.set_input_files("#file-input", str(CORPUS / "accepted" / "hopper.png"))
+    link = page.locator("#messages #direct-link")
+    expect(link).to_have_value(re.compile(rf"^{re.escape(app.url)}/images/[A-Za-z0-9_-]+\.png$"))
+    expect(page.locator("#messages")).to_contain_text("Uploaded hopper.png")
+    assert page_was_not_reloaded(page), "the result should be swapped in, not a new page"
+    assert page.evaluate("window.__progressShown"), "the progress bar should show while uploading"
+    expect(page.locator("#upload-progress")).to_be_hidden()
+    assert page.url == f"{app.url}/upload"
+    screenshot(page, "2-uploaded")
+    direct_link = link.input_value()
+
+    response = page.goto(direct_link)
+    assert response is not None and response.status == 200
+    assert response.headers["content-type"] == "image/png"
+    assert response.body() == content
+    screenshot(page, "3-direct-link")
+
+    page.goto("/upload")
+    page.reload()
+    recent = page.locator("#recent-uploads")
+    expect(page.get_by_role("heading", name="Your recent uploads")).to_be_visible()
+    expect(recent.get_by_role("link", name="hopper.png")).to_have_attribute("href", direct_link)
+    screenshot(page, "4-recent-uploads")
+
+
+def test_a_refused_upload_shows_the_error_on_the_page(page: Page, app: LiveApp, screenshot):
+    page.goto("/upload")
+    mark_page(page)
+    screenshot(page, "1-upload-page")
+
+    page.set_input_files("#file-input", str(CORPUS / "hostile" / "text-named.jpg"))
+    error = page.locator("#messages .notice-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("text-named.jpg")
+    expect(error).to_have_attribute("data-status", "415")
+    expect(page.locator("#messages #direct-link")).to_have_count(0)
+    assert page_was_not_reloaded(page)
+    assert page.url == f"{app.url}/upload"
+    screenshot(page, "2-error")
+    assert sql(app.env["DATABASE_URL"], "SELECT count(*) AS n FROM images")[0]["n"] == 0
+
+
+def test_catalogue_pages_swap_only_the_table_and_back_returns(page: Page, app: LiveApp, screenshot):
+    for number in range(1, 13):
+        upload_over_http(app, *numbered_png(number))
+
+    page.goto("/images/")
+    expect(page.locator(ROWS)).to_have_count(10)
+    expect(page.locator(".page-status")).to_have_text("page 1 of 2")
+    expect(page.locator(ROWS).first.locator(".original-name")).to_have_text("img-12.png")
+    screenshot(page, "1-page-1")
+
+    mark_page(page)
+    page.get_by_role("link", name="Next page").click()
+    page.wait_for_url(f"{app.url}/images/?page=2")
+    expect(page.locator(".page-status")).to_have_text("page 2 of 2")
+    expect(page.locator(ROWS)).to_have_count(2)
+    expect(page.locator(f"{ROWS} .original-name")).to_have_text(["img-02.png", "img-01.png"])
+    expect(page.get_by_role("link", name="Previous page")).to_be_visible()
+    assert page_was_not_reloaded(page), "paging should swap the table, not load a new page"
+    screenshot(page, "2-page-2")
+
+    page.go_back()
+    page.wait_for_url(f"{app.url}/images/")
+    expect(page.locator(".page-status")).to_have_text("page 1 of 2")
+    expect(page.locator(ROWS)).to_have_count(10)
+    expect(page.locator(ROWS).first.locator(".original-name")).to_have_text("img-12.png")
+    expect(page.get_by_role("link", name="Next page")).to_be_visible()
+    screenshot(page, "3-back-to-page-1")
+
+
+def test_deleting_a_row_removes_it_in_place_and_refills_the_page(page: Page, app: LiveApp, screenshot):
+    page.goto("/upload")
+    screenshot(page, "1-upload-page")
+    for number in range(1, 12):
+        name, content = numbered_png(number)
+        upload_through_page(page, name, content)
+        expect(page.locator("#messages .upload-result")).to_contain_text(f"Uploaded {name}")
+    screenshot(page, "2-eleven-uploaded")
+
+    page.goto("/images/")
+    expect(page.locator(ROWS)).to_have_count(10)
+    expect(page.locator(".page-status")).to_have_text("page 1 of 2")
+    # Every row is this browser's own upload, so every row offers Delete.
+    expect(page.locator(f"{ROWS} button", has_text="Delete")).to_have_count(10)
+    screenshot(page, "3-catalogue")
+
+    first_row = page.locator(ROWS).first
+    row_id = first_row.get_attribute("id")
+    expect(first_row.locator(".original-name")).to_have_text("img-11.png")
+    direct_link = first_row.locator("td").first.get_by_role("link").get_attribute("href")
+    assert direct_link and direct_link.startswith(f"{app.url}/images/")
+
+    dialogs: list[str] = []
+
+    def accept(dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", accept)
+    mark_page(page)
+    first_row.get_by_role("button", name="Delete").click()
+    expect(page.locator(f"#{row_id}")).to_have_count(0)
+    expect(page.locator(".page-status")).to_have_text("page 1 of 1")
+    expect(page.locator(ROWS)).to_have_count(10)
+    expect(page.locator(f"{ROWS} .original-name")).to_have_text([f"img-{n:02d}.png" for n in range(10, 0, -1)])
+    assert dialogs == ["Delete this image for good?"]
+    assert page_was_not_reloaded(page), "deleting should not load a new page"
+    assert page.url == f"{app.url}/images/"
+    screenshot(page, "4-after-delete")
+
+    response = page.goto(direct_link)
+    assert response is not None and response.status == 404
+    screenshot(page, "5-deleted-link")
+
+
+def test_switching_the_language_is_remembered(page: Page, app: LiveApp, screenshot):
+    for number in range(1, 12):
+        upload_over_http(app, *numbered_png(number))
+    page.goto("/images/")
+    header = page.locator(".site-header")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    screenshot(page, "1-english")
+
+    header.get_by_role("link", name="Русский").click()
+    page.wait_for_url(f"{app.url}/images/")
+    expect(page.locator("html")).to_have_attribute("lang", "ru")
+    expect(header.get_by_role("link", name="Каталог")).to_be_visible()
+    expect(header.get_by_role("link", name="Загрузить")).to_be_visible()
+    expect(page.get_by_role("link", name="Следующая страница")).to_be_visible()
+    expect(header.get_by_role("link", name="Catalogue")).to_have_count(0)
+    screenshot(page, "2-russian")
+
+    # The choice is remembered: a new page load, then another page, are still in Russian.
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("lang", "ru")
+    expect(page.get_by_role("link", name="Следующая страница")).to_be_visible()
+    page.get_by_role("link", name="Следующая страница").click()
+    page.wait_for_url(f"{app.url}/images/?page=2")
+    expect(page.get_by_role("link", name="Предыдущая страница")).to_be_visible()
+    header.get_by_role("link", name="Загрузить").click()
+    page.wait_for_url(f"{app.url}/upload")
+    expect(page.locator("html")).to_have_attribute("lang", "ru")
+    expect(header.get_by_role("link", name="Каталог")).to_be_visible()
+    screenshot(page, "3-russian-remembered")
+
+    header.get_by_role("link", name="English").click()
+    page.wait_for_url(f"{app.url}/upload")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(header.get_by_role("link", name="Catalogue")).to_be_visible()
+    expect(header.get_by_role("link", name="Upload")).to_be_visible()
+    page.goto("/images/")
+    expect(page.get_by_role("link", name="Next page")).to_be_visible()
+    screenshot(page, "4-english-again")
+
+
+def test_the_site_works_without_javascript(browser: Browser, app: LiveApp, screenshot):
+    context = browser.new_context(base_url=app.url, java_script_enabled=False, locale="en-GB")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        page.goto("/upload")
+        screenshot(page, "1-upload-page")
+        content = (CORPUS / "accepted" / "hopper.png").read_bytes()
+        page.set_input_files("#file-input", str(CORPUS / "accepted" / "hopper.png"))
+        with page.expect_navigation():
+            page.locator("#upload-form").get_by_role("button", name="Upload").click()
+        # A whole page came back: header, heading and the result with its direct link.
+        expect(page.locator(".site-header")).to_be_visible()
+        expect(page.get_by_role("heading", name="Upload an image")).to_be_visible()
+        expect(page.locator("#messages")).to_contain_text("Uploaded hopper.png")
+        direct_link = page.locator("#direct-link").input_value()
+        assert re.fullmatch(rf"{re.escape(app.url)}/images/[A-Za-z0-9_-]+\.png", direct_link)
+        screenshot(page, "2-uploaded")
+        response = page.goto(direct_link)
+        assert response is not None and response.status == 200 and response.body() == content
+
+        for number in range(1, 12):
+            upload_over_http(app, *numbered_png(number))
+        page.goto("/images/")
+        expect(page.locator(ROWS)).to_have_count(10)
+        expect(page.locator(".page-status")).to_have_text("page 1 of 2")
+        screenshot(page, "3-catalogue-page-1")
+        page.get_by_role("link", name="Next page").click()
+        page.wait_for_url(f"{app.url}/images/?page=2")
+        expect(page.locator(".page-status")).to_have_text("page 2 of 2")
+        expect(page.locator(f"{ROWS} .original-name")).to_have_text(["img-02.png", "img-01.png", "hopper.png"])
+        screenshot(page, "4-catalogue-page-2")
+        page.get_by_role("link", name="Previous page").click()
+        page.wait_for_url(f"{app.url}/images/?page=1")
+        expect(page.locator(ROWS)).to_have_count(10)
+        expect(page.locator(".page-status")).to_have_text("page 1 of 2")
+        screenshot(page, "5-catalogue-page-1-again")
+    finally:
+        context.close()
+
+
+def test_phone_width_has_no_sideways_scroll_in_light_and_dark(browser: Browser, app: LiveApp, screenshot):
+    upload_over_http(app, "a-rather-long-holiday-photo-name-without-any-spaces-2024-08-17-DSC01234.png", png_bytes())
+    for number in range(1, 12):
+        upload_over_http(app, *numbered_png(number))
+    backgrounds: dict[str, set[str]] = {}
+    for scheme in ("light", "dark"):
+        context = browser.new_context(base_url=app.url, viewport=PHONE, color_scheme=scheme, locale="en-GB")
+        try:
+            page = context.new_page()
+            page.set_default_timeout(10_000)
+            for step, path in (("home", "/"), ("upload", "/upload"), ("catalogue", "/images/")):
+                page.goto(path)
+                screenshot(page, f"{scheme}-{step}")
+                assert no_horizontal_scroll(page), f"{path} scrolls sideways at 375 px ({scheme})"
+                backgrounds.setdefault(scheme, set()).add(
+                    page.evaluate("getComputedStyle(document.body).backgroundColor")
+                )
+        finally:
+            context.close()
+    assert len(backgrounds["light"]) == 1 and len(backgrounds["dark"]) == 1, backgrounds
+    assert backgrounds["light"] != backgrounds["dark"]

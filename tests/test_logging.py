@@ -1,0 +1,40 @@
+"""app.log: one `[YYYY-MM-DD HH:MM:SS] Action: message` line per event, unforgeable by user text."""
+
+from __future__ import annotations
+
+import re
+
+from imagehost.logging import one_line
+from tests.conftest import another_browser, png_bytes, upload
+
+LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] [A-Z][A-Za-z]+: .+$")
+
+
+def test_every_action_is_one_well_formed_line(client, app_log):
+    body = upload(client, png_bytes(), "cat.png").json()
+    upload(client, b"just text", "user_file.txt")
+    with another_browser(client) as stranger:
+        stranger.delete(f"/delete/{body['id']}")
+    client.delete(f"/delete/{body['id']}")
+    lines = app_log()
+    assert all(LINE.match(line) for line in lines), lines
+    assert any(line.endswith(f"Success: image {body['filename']} uploaded (cat.png, {body['size']} bytes).") for line in lines)
+    assert any(line.endswith("Error: unsupported file format (user_file.txt).") for line in lines)
+    assert any(f"Error: delete of image {body['filename']} refused" in line for line in lines)
+    assert any(line.endswith(f"Success: image {body['filename']} deleted by its uploader (cat.png).") for line in lines)
+    assert any("Database: connected to PostgreSQL." in line for line in lines)
+
+
+def test_a_hostile_name_cannot_forge_a_line(client, app_log):
+    forged = "x.txt\r\n[2026-01-01 00:00:00] Success: image evil.png uploaded (a, 1 bytes).\u2028"
+    upload(client, b"text", forged)
+    upload(client, png_bytes(), forged.replace(".txt", ".png"))
+    lines = app_log()
+    assert all(LINE.match(line) for line in lines), lines
+    assert not any(line.startswith("[2026-01-01 00:00:00]") for line in lines)
+    assert sum("evil.png" in line for line in lines) == 2
+
+
+def test_one_line_escapes_control_characters():
+    assert one_line("a\nb\rc\td\u2028e\\") == "a\\nb\\rc\\td\\u2028e\\\\"
+    assert one_line("кот.png") == "кот.png"
