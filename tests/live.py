@@ -36,8 +36,18 @@ class LiveApp:
 def uvicorn_command(port: int) -> list[str]:
     """The same command as the Dockerfile's, bound to loopback."""
     return [
-        sys.executable, "-m", "uvicorn", "--factory", "imagehost.app:app_from_environment",
-        "--host", "127.0.0.1", "--port", str(port), "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "imagehost.app:app_from_environment",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--proxy-headers",
+        "--forwarded-allow-ips",
+        "127.0.0.1",
     ]
 
 
@@ -55,7 +65,9 @@ def live_app(database_url: str, workdir: Path, **settings: str) -> Iterator[Live
         **settings,
     }
     output = (workdir / "uvicorn.out").open("wb")
-    process = subprocess.Popen(uvicorn_command(port), env=env, cwd=PROJECT_ROOT, stdout=output, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        uvicorn_command(port), env=env, cwd=PROJECT_ROOT, stdout=output, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -1,8 +1,5 @@
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.columns.column_types import BigInt
-from piccolo.columns.column_types import Text
-from piccolo.columns.column_types import Timestamptz
-from piccolo.columns.column_types import Varchar
+from piccolo.columns.column_types import BigInt, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.columns.indexes import IndexMethod
 
@@ -10,14 +7,11 @@ ID = "2026-11-24T00:14:53:401942"
 VERSION = "1.38.0"
 DESCRIPTION = "The images table."
 
-async def forwards():
-    manager = MigrationManager(
-        migration_id=ID, app_name="images", description=DESCRIPTION
-    )
 
-    manager.add_table(
-        class_name="Image", tablename="images", schema=None, columns=None
-    )
+async def forwards():
+    manager = MigrationManager(migration_id=ID, app_name="images", description=DESCRIPTION)
+
+    manager.add_table(class_name="Image", tablename="images", schema=None, columns=None)
 
     manager.add_column(
         table_class_name="Image",

@@ -25,10 +25,8 @@ FORWARD_SQL = [
         RETURN NULL;
     END $$
     """,
-    "CREATE TRIGGER images_count AFTER INSERT OR DELETE ON images"
-    " FOR EACH ROW EXECUTE FUNCTION image_totals_track()",
-    "CREATE TRIGGER images_truncated AFTER TRUNCATE ON images"
-    " FOR EACH STATEMENT EXECUTE FUNCTION image_totals_track()",
+    "CREATE TRIGGER images_count AFTER INSERT OR DELETE ON images FOR EACH ROW EXECUTE FUNCTION image_totals_track()",
+    "CREATE TRIGGER images_truncated AFTER TRUNCATE ON images FOR EACH STATEMENT EXECUTE FUNCTION image_totals_track()",
 ]
 BACKWARD_SQL = [
     "DROP TRIGGER IF EXISTS images_truncated ON images",

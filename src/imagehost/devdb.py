@@ -23,7 +23,9 @@ def start_embedded_postgres(pgdata: Path, *, keep_running: bool = False, databas
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         server = get_server(pgdata, cleanup_mode=None if keep_running else "stop")
     admin_url = server.get_uri()
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    if not database.replace("_", "").isalnum():
+        raise ValueError(f"not a plain database name: {database!r}")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608 (checked above)
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
     return admin_url.replace("/postgres?", f"/{database}?", 1)
@@ -41,7 +43,9 @@ def migrate(database_url: str, project_root: Path) -> None:
     import sys
 
     env = {**os.environ, "DATABASE_URL": database_url}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(project_root / "src"), str(project_root), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(project_root / "src"), str(project_root), env.get("PYTHONPATH")])
+    )
     subprocess.run(
         [str(Path(sys.executable).parent / "piccolo"), "migrations", "forwards", "all"],
         cwd=project_root,

@@ -31,8 +31,17 @@ def main() -> int:
     host, port = env.get("HOST", "127.0.0.1"), env.get("PORT", "8000")
     print(f"ImageHost on http://{host}:{port}", flush=True)
     command = [
-        sys.executable, "-m", "uvicorn", "--factory", "imagehost.app:app_from_environment",
-        "--host", host, "--port", port, "--app-dir", str(PROJECT_ROOT / "src"),
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "imagehost.app:app_from_environment",
+        "--host",
+        host,
+        "--port",
+        port,
+        "--app-dir",
+        str(PROJECT_ROOT / "src"),
     ]
     try:
         return subprocess.call(command, env=env, cwd=PROJECT_ROOT)

@@ -68,7 +68,10 @@ def test_images_list_json(client):
     assert item["id"] == newest["id"] and item["filename"] == newest["filename"]
     assert isinstance(item["size_kb"], int) and item["file_type"] == "png"
     assert item["url"] == newest["url"] and item["upload_time"] == newest["upload_time"]
-    assert [i["original_name"] for i in client.get("/images-list?page=2").json()["data"]] == ["img-02.png", "img-01.png"]
+    assert [i["original_name"] for i in client.get("/images-list?page=2").json()["data"]] == [
+        "img-02.png",
+        "img-01.png",
+    ]
     past = client.get("/images-list?page=9").json()
     assert past["data"] == [] and past["page"] == 9
     assert client.get("/images-list?page=nonsense").json()["page"] == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import ADMIN_TOKEN, another_browser, HTML, HTMX, png_bytes, run_sql, stored_files, upload
+from tests.conftest import ADMIN_TOKEN, HTML, HTMX, another_browser, png_bytes, run_sql, stored_files, upload
 
 
 def path_of(url: str) -> str:
@@ -82,7 +82,9 @@ def test_cross_site_browser_requests_are_refused(client, settings):
     )
     assert attack.status_code == 403
     assert "another site" in attack.json()["error"]
-    old_browser = client.post("/upload", files={"file": ("x.png", png_bytes())}, headers={"Origin": "https://evil.example"})
+    old_browser = client.post(
+        "/upload", files={"file": ("x.png", png_bytes())}, headers={"Origin": "https://evil.example"}
+    )
     assert old_browser.status_code == 403
     same_site = client.post(
         "/upload", files={"file": ("x.png", png_bytes())}, headers={"Origin": "http://testserver.local"}

@@ -9,7 +9,7 @@ import re
 import pytest
 from PIL import Image as PILImage
 
-from tests.conftest import CORPUS, another_browser, HTML, HTMX, png_bytes, run_sql, stored_files, upload
+from tests.conftest import CORPUS, HTML, HTMX, another_browser, png_bytes, run_sql, stored_files, upload
 
 MIB = 1024 * 1024
 
@@ -20,7 +20,15 @@ def test_json_upload_answers_201_with_the_documented_fields(client, settings):
     assert response.status_code == 201
     body = response.json()
     assert set(body) == {
-        "status", "id", "filename", "original_name", "size", "file_type", "upload_time", "url", "delete_url",
+        "status",
+        "id",
+        "filename",
+        "original_name",
+        "size",
+        "file_type",
+        "upload_time",
+        "url",
+        "delete_url",
     }
     assert body["status"] == "success"
     assert body["original_name"] == "cat.png"
@@ -121,9 +129,7 @@ def test_refused_corpus_files_get_a_clear_4xx_and_leave_nothing(client, settings
         ("hostile/jpeg-php-comment.jpg", "image/jpeg", 665),  # a real JPEG: served inert
     ],
 )
-def test_real_images_with_misleading_names_or_payloads_are_stored_as_what_they_are(
-    client, relative, served_type, kept
-):
+def test_real_images_with_misleading_names_or_payloads_are_stored_as_what_they_are(client, relative, served_type, kept):
     path = CORPUS / relative
     body = upload(client, path.read_bytes(), path.name).json()
     served = client.get(f"/images/{body['filename']}")
@@ -185,9 +191,10 @@ def test_animation_frames_count_towards_the_pixel_limit(make_client):
     frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
     client = make_client(max_pixels=20 * 20 * 4)
     assert upload(client, buffer.getvalue(), "anim.gif").status_code == 413
-    assert make_client(max_pixels=20 * 20 * 5).post(
-        "/upload", files={"file": ("anim.gif", buffer.getvalue())}
-    ).status_code == 201
+    assert (
+        make_client(max_pixels=20 * 20 * 5).post("/upload", files={"file": ("anim.gif", buffer.getvalue())}).status_code
+        == 201
+    )
 
 
 def test_allowed_formats_setting_narrows_the_list(make_client):

@@ -62,9 +62,25 @@ def test_default_language_setting(make_client):
 def test_every_interface_string_has_a_russian_translation(tmp_path):
     pot = tmp_path / "messages.pot"
     subprocess.run(
-        [sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg", "-k", "N_", "-k", "_",
-         "--no-location", "-o", str(pot), "."],
-        cwd=PROJECT_ROOT, check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "babel.messages.frontend",
+            "extract",
+            "-F",
+            "babel.cfg",
+            "-k",
+            "N_",
+            "-k",
+            "_",
+            "--no-location",
+            "-o",
+            str(pot),
+            ".",
+        ],
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
     )
     with pot.open("rb") as source:
         wanted = {message.id for message in read_po(source) if message.id}

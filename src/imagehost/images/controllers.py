@@ -119,7 +119,12 @@ class UploadController(Controller):
         remember_upload(request, result.image, result.delete_key, images.settings.recent_uploads_kept)
         links = Links(request, images)
         image = result.image
-        context = {"result": result, "image": image, "links": links, "recent": await images.some(remembered_keys(request))}
+        context = {
+            "result": result,
+            "image": image,
+            "links": links,
+            "recent": await images.some(remembered_keys(request)),
+        }
         return respond(
             request,
             page="upload/index.html",

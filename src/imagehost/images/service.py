@@ -188,9 +188,7 @@ class ImageService:
         if not ids:
             return []
         rows = await (
-            Image.select(*_COLUMNS)
-            .where(Image.id.is_in(ids))
-            .order_by(Image.uploaded_at, Image.id, ascending=False)
+            Image.select(*_COLUMNS).where(Image.id.is_in(ids)).order_by(Image.uploaded_at, Image.id, ascending=False)
         )
         return [StoredImage.from_row(row) for row in rows]
 
@@ -245,9 +243,7 @@ class ImageService:
         # consistency check), never a row whose link is dead.
         await anyio.to_thread.run_sync(self.store.remove, image.stored_name)
         who = "operator" if credentials.operator else "uploader"
-        self.log.info(
-            f"image {image.stored_name} deleted by its {who} ({image.original_name}).", action="Success"
-        )
+        self.log.info(f"image {image.stored_name} deleted by its {who} ({image.original_name}).", action="Success")
         return image
 
     def url_of(self, image: StoredImage, request_base: str) -> str:

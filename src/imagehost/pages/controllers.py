@@ -30,7 +30,7 @@ async def ready(images: ImageService) -> Response:
 
 
 @get("/language/{code:str}")
-async def choose_language(request: Request, code: str, next: str | None = None) -> Response:  # noqa: A002
+async def choose_language(request: Request, code: str, next: str | None = None) -> Response:
     """Remember the language in a cookie and go back where the switch was clicked."""
     target = next if next and next.startswith("/") and not next.startswith("//") else "/"
     response = Redirect(target, status_code=303)
