@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,9 +37,15 @@ def run_sql(database_url: str, query: str, *args: object) -> list[asyncpg.Record
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One real PostgreSQL for the session, its schema made by the project's own migrations."""
-    url = start_embedded_postgres(tmp_path_factory.mktemp("postgres") / "data", database="images_test")
+def database_url() -> str:
+    """One real PostgreSQL for the session, its schema made by the project's own migrations.
+
+    Its data lives in its own temporary folder (not pytest's numbered ones, which a concurrent
+    pytest run may prune) and is deleted when the session ends.
+    """
+    url = start_embedded_postgres(
+        Path(tempfile.mkdtemp(prefix="imagehost-test-pg-")) / "data", delete_at_exit=True, database="images_test"
+    )
     migrate(url, PROJECT_ROOT)
     return url
 

@@ -40,3 +40,16 @@ def test_a_hostile_name_cannot_forge_a_line(client, app_log):
 def test_one_line_escapes_control_characters():
     assert one_line("a\nb\rc\td\u2028e\\") == "a\\nb\\rc\\td\\u2028e\\\\"
     assert one_line("кот.png") == "кот.png"
+
+
+
+def test_dropped_database_connections_are_replaced_without_failing_requests(client, settings):
+    from tests.conftest import run_sql
+
+    upload(client, png_bytes())
+    run_sql(
+        settings.database_url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    assert client.get("/images-list").json()["pagination"]["total_items"] == 1

@@ -9,7 +9,9 @@ from pathlib import Path
 DATABASE_NAME = "images_db"
 
 
-def start_embedded_postgres(pgdata: Path, *, keep_running: bool = False, database: str = DATABASE_NAME) -> str:
+def start_embedded_postgres(
+    pgdata: Path, *, keep_running: bool = False, delete_at_exit: bool = False, database: str = DATABASE_NAME
+) -> str:
     """Start (or reuse) a server whose data lives in `pgdata`; create `database`; return its DATABASE_URL.
 
     The server listens on a Unix socket inside `pgdata` only. It stops when this process exits,
@@ -21,7 +23,8 @@ def start_embedded_postgres(pgdata: Path, *, keep_running: bool = False, databas
 
         pgdata = pgdata.resolve()
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        server = get_server(pgdata, cleanup_mode=None if keep_running else "stop")
+        cleanup = None if keep_running else ("delete" if delete_at_exit else "stop")
+        server = get_server(pgdata, cleanup_mode=cleanup)
     admin_url = server.get_uri()
     if not database.replace("_", "").isalnum():
         raise ValueError(f"not a plain database name: {database!r}")

@@ -17,6 +17,7 @@ class ImageHostError(Exception):
     template = N_("Something went wrong.")
     # The app.log wording (English, never translated); defaults to the message itself.
     log_template = ""
+    log_action = "Error"
 
     def __init__(self, **params: Any) -> None:
         self.params = params
@@ -91,4 +92,5 @@ class RequestTooLarge(ImageHostError):
 
 class DatabaseUnavailable(ImageHostError):
     template = N_("The database is not available right now: please try again in a moment.")
-    log_template = "database connection lost: {reason}."
+    log_template = "connection lost: {reason}."
+    log_action = "Database"

@@ -215,6 +215,9 @@ def test_htmx_upload_gets_the_result_fragment_with_link_and_snippets(client):
     url = match.group(1)
     assert f"![frag.png]({url})" in html
     assert f"[img]{url}[/img]" in html
+    # "Your recent uploads" is refreshed out of band, with the new link in it.
+    recent = html[html.index('id="recent"') :]
+    assert 'hx-swap-oob="true"' in recent[:60] and url in recent
     assert "&lt;img src=&#34;" in html or "&lt;img src=&quot;" in html or f'<img src="{url}"' in html
 
 

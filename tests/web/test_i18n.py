@@ -88,3 +88,15 @@ def test_every_interface_string_has_a_russian_translation(tmp_path):
         translated = {message.id for message in read_po(source) if message.id and message.string}
     assert len(wanted) > 40
     assert wanted - translated == set()
+
+
+def test_the_switch_returns_to_the_address_the_page_shows_now(client):
+    # After htmx paging the address bar (and so Referer) says page 2; the switch goes back there.
+    response = client.get(
+        "/language/ru?next=/images/",
+        headers={"Referer": "http://testserver.local/images/?page=2"},
+        follow_redirects=False,
+    )
+    assert response.headers["location"] == "/images/?page=2"
+    foreign = client.get("/language/ru", headers={"Referer": "https://evil.example/x"}, follow_redirects=False)
+    assert foreign.headers["location"] == "/"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from litestar import Request, Response, get
 from litestar.datastructures import Cookie
 from litestar.response import Redirect, Template
@@ -31,7 +33,14 @@ async def ready(images: ImageService) -> Response:
 
 @get("/language/{code:str}")
 async def choose_language(request: Request, code: str, next: str | None = None) -> Response:
-    """Remember the language in a cookie and go back where the switch was clicked."""
+    """Remember the language in a cookie and go back where the switch was clicked.
+
+    The page's current address comes from Referer (it follows htmx's pushed URLs); `next` is the
+    fallback for browsers that send no Referer. Only paths on this site are followed.
+    """
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc and referer.netloc == request.headers.get("host"):
+        next = referer.path + (f"?{referer.query}" if referer.query else "")  # noqa: A001
     target = next if next and next.startswith("/") and not next.startswith("//") else "/"
     response = Redirect(target, status_code=303)
     if code in SUPPORTED_LANGUAGES:

@@ -64,7 +64,7 @@ def _translate(request: Request, error: ImageHostError) -> str:
 def handle_domain_error(request: Request, error: ImageHostError) -> Response:
     status_code = STATUS_CODES.get(type(error), 400)
     if status_code != 404 or isinstance(error, errors.ImageNotFound):
-        action_log().error(error.log_line(), action="Error")
+        action_log().error(error.log_line(), action=error.log_action)
     return error_response(request, status_code, _translate(request, error))
 
 

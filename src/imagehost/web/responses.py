@@ -38,11 +38,11 @@ def prefers_html(request: Request) -> bool:
 
 def representation(request: Request) -> Representation:
     headers = request.headers
-    if (
-        headers.get("hx-request") == "true"
-        and headers.get("hx-boosted") != "true"
-        and headers.get("hx-history-restore-request") != "true"
-    ):
+    if headers.get("hx-request") == "true":
+        # A boosted link or a history restore (Back after paging) replaces the whole page, and
+        # htmx sends them with Accept: */*, so they must not fall through to JSON.
+        if headers.get("hx-boosted") == "true" or headers.get("hx-history-restore-request") == "true":
+            return "page"
         return "fragment"
     return "page" if prefers_html(request) else "json"
 
