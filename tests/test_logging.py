@@ -42,7 +42,6 @@ def test_one_line_escapes_control_characters():
     assert one_line("кот.png") == "кот.png"
 
 
-
 def test_dropped_database_connections_are_replaced_without_failing_requests(client, settings):
     from tests.conftest import run_sql
 

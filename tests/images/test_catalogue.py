@@ -140,3 +140,15 @@ def test_health_and_ready(client, settings):
     assert response.status_code == 503
     assert "not writable" in response.json()["reason"]
     assert client.get("/health").status_code == 200
+
+
+def test_head_on_direct_links_and_downloads_without_nginx(client):
+    body = upload(client, png_bytes(), "head.png").json()
+    image = client.head(f"/images/{body['filename']}")
+    assert image.status_code == 200 and image.content == b""
+    assert image.headers["content-type"] == "image/png"
+    assert image.headers["x-content-type-options"] == "nosniff"
+    assert int(image.headers["content-length"]) == body["size"]
+    download = client.head(f"/download/{body['id']}")
+    assert download.status_code == 200 and download.headers["content-disposition"].startswith("attachment")
+    assert client.head("/images/AAAAAAAAAAAAAAAAAAAAAA.png").status_code == 404

@@ -6,7 +6,7 @@ import hmac
 from typing import Any
 from urllib.parse import quote
 
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post, route
 from litestar.datastructures import UploadFile
 from litestar.response import File, Redirect
 
@@ -167,7 +167,7 @@ class CatalogueController(Controller):
         catalogue = await images.page(_page_number(page))
         return Response(catalogue_json(catalogue, Links(request, images)))
 
-    @get("/images/{stored_name:str}", include_in_schema=False)
+    @route("/images/{stored_name:str}", http_method=["GET", "HEAD"], include_in_schema=False)
     async def serve_image(self, stored_name: str, images: ImageService) -> Response:
         """Direct links when no nginx is in front (`just run`); nginx answers these itself in the stack."""
         path = images.store.root / stored_name if is_stored_name(stored_name) else None
@@ -185,7 +185,7 @@ class CatalogueController(Controller):
             headers={**IMAGE_SECURITY_HEADERS, "Cache-Control": IMMUTABLE},
         )
 
-    @get("/download/{image_id:int}")
+    @route("/download/{image_id:int}", http_method=["GET", "HEAD"])
     async def download(self, image_id: int, images: ImageService) -> Response:
         image = await images.get(image_id)
         headers = {

@@ -40,7 +40,7 @@ async def choose_language(request: Request, code: str, next: str | None = None) 
     """
     referer = urlsplit(request.headers.get("referer", ""))
     if referer.netloc and referer.netloc == request.headers.get("host"):
-        next = referer.path + (f"?{referer.query}" if referer.query else "")  # noqa: A001
+        next = referer.path + (f"?{referer.query}" if referer.query else "")
     target = next if next and next.startswith("/") and not next.startswith("//") else "/"
     response = Redirect(target, status_code=303)
     if code in SUPPORTED_LANGUAGES:

@@ -1,0 +1,484 @@
+"""The real nginx, configured by the project's own nginx.conf, in front of a live app: the compose stack without Docker.
+
+nginx.conf is rendered the way the nginx image renders its templates (only the four variables below are
+substituted) and wrapped in a minimal main config in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import select
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import httpx
+import psutil
+import pytest
+
+from imagehost.images.controllers import IMAGE_SECURITY_HEADERS, IMMUTABLE
+from imagehost.settings import Settings
+from tests.conftest import ADMIN_TOKEN, HTML, HTMX, png_bytes, run_sql
+from tests.images.test_upload import MIB, exactly
+from tests.live import PROJECT_ROOT, LiveApp, free_port, live_app, require
+
+pytestmark = pytest.mark.stack
+
+NGINX_TEMPLATE = PROJECT_ROOT / "nginx.conf"
+TEMPLATE_VARIABLES = ("NGINX_PORT", "APP_UPSTREAM", "IMAGES_ROOT", "NGINX_MAX_BODY")
+CURL = {"Accept": "*/*", "User-Agent": "curl/8.14.1"}
+TOO_LARGE = "The upload is larger than this server accepts."
+
+
+def render_template(template: str, values: Mapping[str, str]) -> str:
+    """What the nginx image's envsubst does: replace $NAME and ${NAME} for the given names only."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        return values.get(name, match.group(0))
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", replace, template)
+
+
+def main_config(prefix: Path, server_file: Path, as_root: bool) -> str:
+    """The image's own nginx.conf, cut down: everything that writes goes under `prefix`."""
+    return f"""
+{"user root;" if as_root else ""}
+worker_processes 1;
+pid "{prefix}/nginx.pid";
+error_log "{prefix}/error.log" info;
+events {{ worker_connections 128; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    sendfile on;
+    access_log "{prefix}/access.log";
+    client_body_temp_path "{prefix}/client_body";
+    proxy_temp_path "{prefix}/proxy";
+    fastcgi_temp_path "{prefix}/fastcgi";
+    uwsgi_temp_path "{prefix}/uwsgi";
+    scgi_temp_path "{prefix}/scgi";
+    include "{server_file}";
+}}
+"""
+
+
+@contextmanager
+def running_nginx(binary: str, prefix: Path, app: LiveApp) -> Iterator[int]:
+    prefix.mkdir()
+    port = free_port()
+    values = {
+        "NGINX_PORT": f"127.0.0.1:{port}",
+        "APP_UPSTREAM": f"127.0.0.1:{app.port}",
+        "IMAGES_ROOT": str(app.images_dir),
+        # As compose computes it: MAX_UPLOAD_BYTES + 65536, the app's own request limit.
+        "NGINX_MAX_BODY": str(Settings.from_env(app.env).max_request_bytes),
+    }
+    template = NGINX_TEMPLATE.read_text(encoding="utf-8")
+    unknown = {m.group(1) or m.group(2) for m in re.finditer(r"\$\{(\w+)\}|\$([A-Z_][A-Z0-9_]*)\b", template)}
+    assert unknown <= set(TEMPLATE_VARIABLES), f"nginx.conf uses variables compose does not set: {unknown}"
+    server_file = prefix / "default.conf"
+    server_file.write_text(render_template(template, values), encoding="utf-8")
+    main = prefix / "nginx.conf"
+    main.write_text(main_config(prefix, server_file, as_root=os.geteuid() == 0), encoding="utf-8")
+    command = [binary, "-p", str(prefix), "-c", str(main), "-e", str(prefix / "error.log")]
+    check = subprocess.run([*command, "-t"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    output = (prefix / "nginx.out").open("wb")
+    process = subprocess.Popen([*command, "-g", "daemon off;"], stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"nginx exited: {(prefix / 'error.log').read_text(errors='replace')}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("nginx did not answer /health in 10 s")
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        output.close()
+
+
+@dataclass
+class Stack:
+    url: str
+    port: int
+    app: LiveApp
+    workdir: Path
+
+    def app_log(self) -> str:
+        """uvicorn's output, access log included: every request that reached the app."""
+        return (self.workdir / "uvicorn.out").read_text(encoding="utf-8", errors="replace")
+
+    def upload(self, content: bytes, name: str, headers: Mapping[str, str] = CURL) -> httpx.Response:
+        return httpx.post(
+            f"{self.url}/upload",
+            files={"file": (name, content, "application/octet-stream")},
+            headers=dict(headers),
+            timeout=30,
+        )
+
+
+@pytest.fixture(scope="module")
+def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    require(binary)
+    run_sql(database_url, "TRUNCATE images RESTART IDENTITY")
+    workdir = tmp_path_factory.mktemp("stack")
+    with (
+        live_app(database_url, workdir, ACCEL_DOWNLOADS="true", ADMIN_TOKEN=ADMIN_TOKEN) as app,
+        running_nginx(binary, workdir / "nginx", app) as port,
+    ):
+        yield Stack(url=f"http://127.0.0.1:{port}", port=port, app=app, workdir=workdir)
+
+
+@pytest.fixture(scope="module")
+def picture(stack: Stack) -> tuple[dict, bytes]:
+    content = png_bytes(40, 30, (10, 120, 200))
+    response = stack.upload(content, "picture.png")
+    assert response.status_code == 201, response.text
+    return response.json(), content
+
+
+def raw_get(port: int, path: str, method: str = "GET") -> tuple[int, http.client.HTTPMessage, bytes]:
+    """Send the path exactly as written (httpx and browsers would resolve the dots first)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+def assert_inert(headers: Mapping[str, str]) -> None:
+    """The three headers that keep served user content from being anything but an image."""
+    for name, value in IMAGE_SECURITY_HEADERS.items():
+        assert headers.get(name) == value, f"{name}: {headers.get(name)!r}"
+
+
+# --- direct links -------------------------------------------------------------------------------------
+
+
+def test_an_upload_through_nginx_gives_a_link_nginx_serves_itself(stack):
+    content = png_bytes(48, 32, (250, 200, 0))
+    answer = stack.upload(content, "sunflower.png")
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    # The app saw nginx's Host (with its port), so the link goes back through nginx.
+    assert body["url"] == f"{stack.url}/images/{body['filename']}"
+    assert body["delete_url"].startswith(f"{stack.url}/delete/{body['id']}?key=")
+
+    # The htmx upload form (multipart, HX-Request) gets its result fragment through nginx too.
+    fragment = stack.upload(png_bytes(8, 8), "small.png", headers={**HTMX, "HX-Current-URL": f"{stack.url}/upload"})
+    assert fragment.status_code == 201
+    assert "<html" not in fragment.text.lower()
+    assert f"{stack.url}/images/" in fragment.text
+
+    served = httpx.get(body["url"])
+    assert served.status_code == 200
+    assert served.content == content
+    assert served.headers["content-type"] == "image/png"
+    assert_inert(served.headers)
+    assert served.headers["cache-control"] == IMMUTABLE
+    assert "set-cookie" not in served.headers
+    assert served.headers["server"] == "nginx"  # server_tokens off: no version
+
+    # nginx answered it from the folder: the app never saw the request (its access log shows the upload).
+    log = stack.app_log()
+    assert '"POST /upload HTTP/1.1" 201' in log
+    assert f"/images/{body['filename']}" not in log
+
+
+def test_head_and_range_requests_carry_the_same_headers(stack, picture):
+    body, content = picture
+    head = httpx.head(body["url"])
+    assert head.status_code == 200
+    assert head.content == b""
+    assert int(head.headers["content-length"]) == len(content)
+    assert head.headers["content-type"] == "image/png"
+    assert_inert(head.headers)
+    assert head.headers["cache-control"] == IMMUTABLE
+
+    part = httpx.get(body["url"], headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206
+    assert part.content == content[:100]
+    assert part.headers["content-range"] == f"bytes 0-99/{len(content)}"
+    assert part.headers["content-type"] == "image/png"
+    assert_inert(part.headers)
+    assert part.headers["cache-control"] == IMMUTABLE
+
+    # nginx makes the 416 itself and runs its header filters twice, so `always` headers come out twice
+    # ("nosniff, nosniff"); browsers read the first value, so what counts is that they are there.
+    beyond = httpx.get(body["url"], headers={"Range": f"bytes={len(content) + 10}-"})
+    assert beyond.status_code == 416
+    for name, value in IMAGE_SECURITY_HEADERS.items():
+        assert beyond.headers[name].split(", ")[0] == value
+
+
+def test_unknown_names_and_paths_outside_the_store_are_404_with_the_security_headers(stack, picture):
+    body, _ = picture
+    images = stack.app.images_dir
+    hidden = "HiddenHiddenHiddenHidden.png"
+    (images / ".staging" / hidden).write_bytes(b"half-written upload")
+    (images.parent / hidden).write_bytes(b"outside the image folder")
+    paths = [
+        "/images/AAAAAAAAAAAAAAAAAAAAAA.png",  # a valid-looking name with no file
+        "/images/../etc/passwd",
+        "/images/..%2Fetc%2Fpasswd",
+        "/images/%2e%2e/etc/passwd",
+        f"/images/../{hidden}",
+        f"/images/.staging/{hidden}",
+        "/images/.staging/",
+        "/images/.staging",
+        "/images/foo",
+        "/images//etc/passwd",
+        f"/images/{body['filename']}/../../{hidden}",
+        f"/images/{body['filename']}x",
+        f"/images/{body['filename'][:-4]}.PNG",
+    ]
+    for path in paths:
+        for method in ("GET", "HEAD"):
+            status, headers, content = raw_get(stack.port, path, method)
+            assert status == 404, (method, path, status)
+            assert_inert(headers)
+            assert "immutable" not in (headers.get("cache-control") or ""), path
+            assert b"root:" not in content and b"upload" not in content, path
+    # Climbing above the root: nginx refuses the request line itself (400), before choosing a location.
+    for path in (
+        "/images/../../../../etc/passwd",
+        "/images/..%2F..%2Fetc%2Fpasswd",
+        "/images/%2e%2e/%2e%2e/etc/passwd",
+    ):
+        status, _, content = raw_get(stack.port, path)
+        assert status == 400 and b"root:" not in content, path
+    log = stack.app_log()
+    assert "passwd" not in log and ".staging" not in log and hidden not in log
+
+    # The download location is internal: only the app's X-Accel-Redirect reaches it.
+    assert raw_get(stack.port, f"/_stored/{body['filename']}")[0] == 404
+    assert raw_get(stack.port, f"/_stored/.staging/{hidden}")[0] == 404
+
+
+# --- pages through nginx --------------------------------------------------------------------------------
+
+
+def test_the_catalogue_its_pages_and_the_list_work_through_nginx(stack):
+    run_sql(stack.app.env["DATABASE_URL"], "TRUNCATE images RESTART IDENTITY")
+    for number in range(11):
+        answer = stack.upload(png_bytes(10 + number, 10, (number * 20, 40, 90)), f"catalogue-{number:02d}.png")
+        assert answer.status_code == 201, answer.text
+
+    first = httpx.get(f"{stack.url}/images/", headers=HTML)
+    assert first.status_code == 200
+    assert first.headers["content-type"].startswith("text/html")
+    assert '<table class="catalogue"' in first.text
+    assert "catalogue-10.png" in first.text and "catalogue-01.png" in first.text
+    assert "catalogue-00.png" not in first.text
+
+    moved = httpx.get(f"{stack.url}/images", headers=HTML)
+    assert moved.status_code == 301
+    assert moved.headers["location"] in {"/images/", f"{stack.url}/images/"}
+    moved_with_page = httpx.get(f"{stack.url}/images?page=2", headers=HTML)
+    assert moved_with_page.status_code == 301
+    assert moved_with_page.headers["location"].endswith("/images/?page=2")
+
+    second = httpx.get(f"{stack.url}/images/?page=2", headers=HTML, follow_redirects=False)
+    assert second.status_code == 200
+    assert "catalogue-00.png" in second.text  # the oldest is alone on page 2
+    assert "catalogue-10.png" not in second.text
+
+    fragment = httpx.get(f"{stack.url}/images/?page=2", headers=HTMX)
+    assert fragment.status_code == 200
+    assert 'id="catalogue"' in fragment.text and "<html" not in fragment.text.lower()
+    assert "HX-Request" in fragment.headers.get("vary", "")
+
+    listing = httpx.get(f"{stack.url}/images-list").json()
+    assert listing["pagination"] == {"total_pages": 2, "total_items": 11}
+    assert [item["original_name"] for item in listing["data"]] == [f"catalogue-{n:02d}.png" for n in range(10, 0, -1)]
+    oldest = httpx.get(f"{stack.url}/images-list?page=2").json()["data"]
+    assert [item["original_name"] for item in oldest] == ["catalogue-00.png"]
+    # Every link in the list opens through nginx.
+    assert httpx.get(oldest[0]["url"]).status_code == 200
+    assert oldest[0]["url"].startswith(f"{stack.url}/images/")
+
+
+# --- size limits ----------------------------------------------------------------------------------------
+
+
+def test_a_body_over_the_limit_is_refused_by_nginx_with_a_readable_answer(stack):
+    too_big = b"\x89PNG\r\n\x1a\n" + b"\0" * (6 * MIB)
+    uploads_before = stack.app_log().count("POST /upload")
+
+    scripted = stack.upload(too_big, "huge.png")
+    assert scripted.status_code == 413
+    assert scripted.headers["content-type"].startswith("application/json")
+    assert scripted.json() == {"status": "error", "error": TOO_LARGE}
+
+    htmx = stack.upload(too_big, "huge.png", headers=HTMX)
+    assert htmx.status_code == 413
+    assert htmx.headers["content-type"].startswith("text/html")
+    assert 'role="alert"' in htmx.text and TOO_LARGE in htmx.text and "<html" not in htmx.text
+
+    browser = stack.upload(too_big, "huge.png", headers=HTML)
+    assert browser.status_code == 413
+    assert browser.headers["content-type"].startswith("text/html")
+    assert "<html" in browser.text and TOO_LARGE in browser.text
+
+    # nginx refused them all: none reached the app.
+    assert stack.app_log().count("POST /upload") == uploads_before
+
+
+def test_exactly_the_limit_passes_through_nginx_and_one_byte_more_gets_the_apps_answer(stack):
+    at_limit = exactly(5 * MIB)
+    accepted = stack.upload(at_limit, "limit.png")
+    assert accepted.status_code == 201, accepted.text
+    assert accepted.json()["size"] == 5 * MIB
+    assert httpx.get(accepted.json()["url"]).content == at_limit
+
+    # Within nginx's limit (one file plus its envelope), so the app answers, naming the file and the limit.
+    over = stack.upload(exactly(5 * MIB + 1), "over.png")
+    assert over.status_code == 413
+    assert "over.png" in over.json()["error"] and "5 MB" in over.json()["error"]
+
+
+# --- downloads ------------------------------------------------------------------------------------------
+
+
+def test_a_download_through_nginx_has_the_original_name_and_the_bytes(stack):
+    name = "кот на крыше.png"
+    content = png_bytes(20, 20, (90, 90, 90))
+    body = stack.upload(content, name).json()
+    assert body["original_name"] == name
+
+    download = httpx.get(f"{stack.url}/download/{body['id']}")
+    assert download.status_code == 200
+    assert download.content == content  # sent by nginx: the app's own answer has an empty body
+    disposition = download.headers["content-disposition"]
+    assert disposition.startswith("attachment;")
+    assert f"filename*=UTF-8''{quote(name, safe='')}" in disposition
+    assert unquote(disposition.split("filename*=UTF-8''", 1)[1]) == name
+    assert download.headers["content-type"] == "image/png"
+    assert_inert(download.headers)
+    assert "x-accel-redirect" not in download.headers
+    assert f"GET /download/{body['id']} HTTP/1.1" in stack.app_log()
+
+    assert httpx.get(f"{stack.url}/download/999999").status_code == 404
+
+
+# --- a huge streamed body -------------------------------------------------------------------------------
+
+
+@dataclass
+class Refusal:
+    status: int
+    body: bytes
+    sent: int
+    peak_rss_growth: int
+
+
+def send_chunked_upload(port: int, total: int, watched_pid: int) -> Refusal:
+    """POST a multipart body of `total` bytes with Transfer-Encoding: chunked (no Content-Length).
+
+    Stops sending as soon as the server answers or stops reading, and watches the app's memory meanwhile.
+    """
+    process = psutil.Process(watched_pid)
+    baseline = process.memory_info().rss
+    peak = baseline
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, process.memory_info().rss)
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    boundary = "stack-test-boundary"
+    preamble = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="huge.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
+    head = (
+        f"POST /upload HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\nUser-Agent: curl/8.14.1\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    block = b"\0" * (256 * 1024)
+    chunk = b"%x\r\n" % len(block) + block + b"\r\n"
+    sent = 0
+    received = b""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=2)
+    try:
+        sock.sendall(head + b"%x\r\n" % len(preamble) + preamble + b"\r\n")
+        try:
+            while sent < total:
+                if select.select([sock], [], [], 0)[0]:
+                    break  # the server has answered already
+                sock.sendall(chunk)
+                sent += len(block)
+            else:
+                epilogue = f"\r\n--{boundary}--\r\n".encode()
+                sock.sendall(b"%x\r\n" % len(epilogue) + epilogue + b"\r\n0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass  # the server stopped reading or closed: its answer is waiting
+        sock.settimeout(10)
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                received += data
+                head_end = received.find(b"\r\n\r\n")
+                if head_end >= 0:
+                    length = re.search(rb"(?im)^content-length:\s*(\d+)", received[:head_end])
+                    if length and len(received) >= head_end + 4 + int(length.group(1)):
+                        break
+        except (ConnectionResetError, TimeoutError):
+            pass
+    finally:
+        sock.close()
+        time.sleep(0.1)
+        done.set()
+        watcher.join()
+    status_line = received.split(b"\r\n", 1)[0]
+    assert status_line.startswith(b"HTTP/1.1 "), received[:200]
+    return Refusal(
+        status=int(status_line.split()[1]),
+        body=received.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in received else b"",
+        sent=sent,
+        peak_rss_growth=peak - baseline,
+    )
+
+
+def test_a_50_mb_chunked_body_is_refused_without_the_app_holding_it(stack):
+    total = 50 * 1000 * 1000
+    direct = send_chunked_upload(stack.app.port, total, stack.app.process.pid)
+    assert direct.status == 413, direct.body
+    assert b"too large" in direct.body
+    assert direct.peak_rss_growth < 20 * MIB, f"the app grew by {direct.peak_rss_growth / MIB:.1f} MB"
+
+    through_nginx = send_chunked_upload(stack.port, total, stack.app.process.pid)
+    assert through_nginx.status == 413, through_nginx.body
+    assert TOO_LARGE.encode() in through_nginx.body
+    assert through_nginx.peak_rss_growth < 20 * MIB
