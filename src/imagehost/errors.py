@@ -13,6 +13,10 @@ def N_(message: str) -> str:
     return message
 
 
+def _rebuild(cls: type[ImageHostError], params: dict[str, Any]) -> ImageHostError:
+    return cls(**params)
+
+
 class ImageHostError(Exception):
     template = N_("Something went wrong.")
     # The app.log wording (English, never translated); defaults to the message itself.
@@ -22,6 +26,10 @@ class ImageHostError(Exception):
     def __init__(self, **params: Any) -> None:
         self.params = params
         super().__init__(self.english())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (the image workers): rebuild them from their params.
+        return (_rebuild, (type(self), self.params))
 
     def english(self) -> str:
         return self.template.format(**self.params)
