@@ -49,3 +49,12 @@ bench: install
 translations: install
     .venv/bin/pybabel extract -F babel.cfg -k N_ -k _ --no-location --omit-header -o var/messages.pot .
     .venv/bin/pybabel update -i var/messages.pot -d src/imagehost/locale -l ru --no-location --width 100
+
+# Make missing thumbnails (after a restore or a change of THUMBNAIL_SIZES); --all remakes every one
+thumbnails *ARGS: install
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ -z "${DATABASE_URL:-}" ]; then
+        export DATABASE_URL="$({{python}} -c 'from pathlib import Path; from imagehost.devdb import start_embedded_postgres; print(start_embedded_postgres(Path("var/postgres")))')"
+    fi
+    {{python}} -m imagehost thumbnails {{ARGS}}

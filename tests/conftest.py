@@ -65,6 +65,9 @@ def settings(clean_database: str, tmp_path: Path) -> Settings:
         secret_key="test-secret-key",
         admin_token=ADMIN_TOKEN,
         public_base_url="",
+        # Image work in threads: fast to start for each test. The isolated worker processes are
+        # tested in test_workers.py, test_pipeline.py and by every live-server (stack, browser) test.
+        worker_processes=0,
     )
 
 

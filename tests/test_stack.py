@@ -34,7 +34,7 @@ from tests.live import PROJECT_ROOT, LiveApp, free_port, live_app, require
 pytestmark = pytest.mark.stack
 
 NGINX_TEMPLATE = PROJECT_ROOT / "nginx.conf"
-TEMPLATE_VARIABLES = ("NGINX_PORT", "APP_UPSTREAM", "IMAGES_ROOT", "NGINX_MAX_BODY")
+TEMPLATE_VARIABLES = ("NGINX_PORT", "APP_UPSTREAM", "IMAGES_ROOT", "NGINX_MAX_BODY", "NGINX_API_MAX_BODY")
 CURL = {"Accept": "*/*", "User-Agent": "curl/8.14.1"}
 TOO_LARGE = "The upload is larger than this server accepts."
 
@@ -82,6 +82,7 @@ def running_nginx(binary: str, prefix: Path, app: LiveApp) -> Iterator[int]:
         "IMAGES_ROOT": str(app.images_dir),
         # As compose computes it: MAX_UPLOAD_BYTES + 65536, the app's own request limit.
         "NGINX_MAX_BODY": str(Settings.from_env(app.env).max_request_bytes),
+        "NGINX_API_MAX_BODY": str(Settings.from_env(app.env).api_max_request_bytes),
     }
     template = NGINX_TEMPLATE.read_text(encoding="utf-8")
     unknown = {m.group(1) or m.group(2) for m in re.finditer(r"\$\{(\w+)\}|\$([A-Z_][A-Z0-9_]*)\b", template)}

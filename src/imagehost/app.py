@@ -9,20 +9,22 @@ from pathlib import Path
 
 import anyio.to_thread
 import jinja2
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware.session.client_side import CookieBackendConfig
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
-from piccolo.engine.postgres import PostgresEngine
 
 from imagehost import __version__
+from imagehost.api.controllers import ConversionController, read_logs
+from imagehost.api.tokens import require_api_token
+from imagehost.database import connected
 from imagehost.images.controllers import CatalogueController, DeleteController, UploadController
-from imagehost.images.piccolo_app import APP_CONFIG as IMAGES_APP
 from imagehost.images.service import ImageService, human_size
 from imagehost.images.storage import ImageStore
+from imagehost.images.workers import WorkerPool
 from imagehost.logging import action_log, configure_logging
 from imagehost.pages.controllers import choose_language, health, home, ready
 from imagehost.settings import SUPPORTED_LANGUAGES, Settings
@@ -33,7 +35,6 @@ from imagehost.web.i18n import LANGUAGE_NAMES, Translator, load_translations
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 STATIC_DIR = PROJECT_ROOT / "static"
-TABLES = [*IMAGES_APP.table_classes]
 
 
 def template_engine(translator: Translator, settings: Settings) -> JinjaTemplateEngine:
@@ -56,6 +57,7 @@ def template_engine(translator: Translator, settings: Settings) -> JinjaTemplate
 
 
 def create_app(settings: Settings) -> Litestar:
+    """Image work runs in WORKER_PROCESSES isolated processes started with the app (threads when 0)."""
     configure_logging(settings.log_dir)
     log = action_log()
     store = ImageStore(settings.images_dir)
@@ -67,21 +69,23 @@ def create_app(settings: Settings) -> Litestar:
         removed = await anyio.to_thread.run_sync(store.prepare)
         if removed:
             log.warning(f"removed {removed} stray temporary file(s) left by an earlier run.", action="Storage")
-        # Built here, not at import: constructing the engine already talks to the server.
-        engine = await anyio.to_thread.run_sync(lambda: PostgresEngine(config={"dsn": settings.database_url}))
-        for table in TABLES:
-            table._meta.db = engine
-        try:
-            await engine.start_connection_pool(min_size=1, max_size=10)
-        except Exception as error:
-            log.error(f"cannot connect to PostgreSQL: {type(error).__name__}: {error}", action="Database")
-            raise
-        log.info("connected to PostgreSQL.", action="Database")
+        async with connected(settings.database_url), image_workers():
+            yield
+
+    @asynccontextmanager
+    async def image_workers() -> AsyncIterator[None]:
+        if settings.worker_processes == 0:
+            yield  # image work runs in threads of this process
+            return
+        pool = WorkerPool(
+            settings.worker_processes, settings.worker_memory_limit_bytes, settings.worker_time_limit_seconds
+        )
+        await pool.start()
+        service.workers = pool
         try:
             yield
         finally:
-            await engine.close_connection_pool()
-            log.info("disconnected from PostgreSQL.", action="Database")
+            await pool.close()
 
     session = CookieBackendConfig(
         secret=hashlib.sha256(settings.secret_key.encode()).digest(),
@@ -103,6 +107,13 @@ def create_app(settings: Settings) -> Litestar:
             UploadController,
             CatalogueController,
             DeleteController,
+            # The conversion API and the log: token only, and a larger body limit on this route alone.
+            Router(
+                path="/",
+                route_handlers=[ConversionController, read_logs],
+                guards=[require_api_token],
+                request_max_body_size=settings.api_max_request_bytes,
+            ),
             create_static_files_router(path="/static", directories=[STATIC_DIR], send_as_attachment=False),
         ],
         dependencies={"images": Provide(lambda: service, sync_to_thread=False)},

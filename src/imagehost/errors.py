@@ -102,3 +102,18 @@ class DatabaseUnavailable(ImageHostError):
     template = N_("The database is not available right now: please try again in a moment.")
     log_template = "connection lost: {reason}."
     log_action = "Database"
+
+
+class ImageProcessingFailed(ImageHostError):
+    template = N_("The file {filename} could not be processed: it needs too much memory or time. Try a smaller image.")
+    log_template = "processing failed ({reason}) ({filename})."
+
+
+class InvalidParameter(ImageHostError):
+    template = N_("The field {field} is invalid: {reason}.")
+    log_template = "invalid field {field}: {reason}."
+
+
+class Unauthorized(ImageHostError):
+    template = N_("A valid API token is required: send it as Authorization: Bearer <token>.")
+    log_template = "{method} {path} refused: missing or wrong API token."

@@ -67,3 +67,23 @@ def configure_logging(log_dir: Path) -> None:
 
 def action_log() -> Any:
     return structlog.get_logger(LOGGER_NAME)
+
+
+def tail_lines(path: Path, limit: int, block_size: int = 64 * 1024) -> list[str]:
+    """The last `limit` lines of a file, read backwards block by block: never the whole file."""
+    if limit <= 0 or not path.exists():
+        return []
+    with path.open("rb") as file:
+        file.seek(0, 2)
+        position = file.tell()
+        chunks: list[bytes] = []
+        newlines = 0
+        while position > 0 and newlines <= limit:
+            step = min(block_size, position)
+            position -= step
+            file.seek(position)
+            chunk = file.read(step)
+            chunks.append(chunk)
+            newlines += chunk.count(b"\n")
+    text = b"".join(reversed(chunks)).decode("utf-8", errors="replace")
+    return text.splitlines()[-limit:]

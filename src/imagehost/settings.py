@@ -62,11 +62,23 @@ class Settings:
     secure_cookies: bool = False
     page_size: int = 10
     recent_uploads_kept: int = 20
+    thumbnail_sizes: tuple[int, ...] = (160, 480, 1280)
+    strip_metadata: bool = True
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)
+    default_quality: int = 85
+    api_max_upload_bytes: int = 20 * 1024 * 1024
+    worker_processes: int = 2
+    worker_memory_limit_bytes: int = 1024 * 1024 * 1024
+    worker_time_limit_seconds: float = 30.0
 
     @property
     def max_request_bytes(self) -> int:
         """Largest request body accepted anywhere (Litestar and nginx): one file plus its envelope."""
         return self.max_upload_bytes + MULTIPART_SLACK_BYTES
+
+    @property
+    def api_max_request_bytes(self) -> int:
+        return self.api_max_upload_bytes + MULTIPART_SLACK_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -105,4 +117,28 @@ class Settings:
             values["secure_cookies"] = _bool(env["SECURE_COOKIES"], "SECURE_COOKIES")
         elif str(values.get("public_base_url", "")).startswith("https://"):
             values["secure_cookies"] = True
+        if "THUMBNAIL_SIZES" in env:
+            sizes = tuple(sorted({_int(size, "THUMBNAIL_SIZES", 16) for size in _list(env["THUMBNAIL_SIZES"])}))
+            values["thumbnail_sizes"] = sizes
+        if "STRIP_METADATA" in env:
+            values["strip_metadata"] = _bool(env["STRIP_METADATA"], "STRIP_METADATA")
+        if env.get("API_TOKENS"):
+            values["api_tokens"] = _list(env["API_TOKENS"])
+        if "DEFAULT_QUALITY" in env:
+            quality = _int(env["DEFAULT_QUALITY"], "DEFAULT_QUALITY")
+            if quality > 95:
+                raise SettingsError("DEFAULT_QUALITY must be between 1 and 95")
+            values["default_quality"] = quality
+        if "API_MAX_UPLOAD_BYTES" in env:
+            values["api_max_upload_bytes"] = _int(env["API_MAX_UPLOAD_BYTES"], "API_MAX_UPLOAD_BYTES")
+        if "WORKER_PROCESSES" in env:
+            values["worker_processes"] = _int(env["WORKER_PROCESSES"], "WORKER_PROCESSES")
+        if "WORKER_MEMORY_LIMIT_MB" in env:
+            values["worker_memory_limit_bytes"] = (
+                _int(env["WORKER_MEMORY_LIMIT_MB"], "WORKER_MEMORY_LIMIT_MB", 64) << 20
+            )
+        if "WORKER_TIME_LIMIT_SECONDS" in env:
+            values["worker_time_limit_seconds"] = float(
+                _int(env["WORKER_TIME_LIMIT_SECONDS"], "WORKER_TIME_LIMIT_SECONDS")
+            )
         return cls(**values)  # type: ignore[arg-type]

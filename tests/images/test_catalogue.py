@@ -63,7 +63,19 @@ def test_images_list_json(client):
     assert body["pagination"] == {"total_pages": 2, "total_items": 12}
     assert len(body["data"]) == 10
     item = body["data"][0]
-    assert set(item) == {"id", "filename", "original_name", "size_kb", "upload_time", "file_type", "url"}
+    assert set(item) == {
+        "id",
+        "filename",
+        "original_name",
+        "size_kb",
+        "upload_time",
+        "file_type",
+        "url",
+        "width",
+        "height",
+        "thumbnails",
+        "page_url",
+    }
     newest = uploaded[-1]
     assert item["id"] == newest["id"] and item["filename"] == newest["filename"]
     assert isinstance(item["size_kb"], int) and item["file_type"] == "png"

@@ -45,6 +45,39 @@ class Links:
     def download(self, image: StoredImage) -> str:
         return f"{self.site}/download/{image.id}"
 
+    def page(self, image: StoredImage) -> str:
+        return f"{self.site}/i/{image.stored_name}"
+
+    @property
+    def thumbnail_sizes(self) -> tuple[int, ...]:
+        return self.service.settings.thumbnail_sizes
+
+    def thumbnail(self, image: StoredImage, size: int) -> str:
+        """The thumbnail at `size`, or the original when thumbnails are turned off."""
+        if size not in self.thumbnail_sizes:
+            return self.image(image)
+        base = self.image(image).rsplit("/images/", 1)[0]
+        return f"{base}/images/thumbs/{size}/{image.stored_name}.webp"
+
+    def preview(self, image: StoredImage, wanted: int = 480) -> str:
+        """The thumbnail closest to `wanted` px (the original when thumbnails are off)."""
+        if not self.thumbnail_sizes:
+            return self.image(image)
+        return self.thumbnail(image, min(self.thumbnail_sizes, key=lambda size: abs(size - wanted)))
+
+    def srcset(self, image: StoredImage) -> str:
+        """Each thumbnail with its real width (thumbnails are never upscaled)."""
+        entries = []
+        long_side = max(image.width or 0, image.height or 0)
+        for size in self.thumbnail_sizes:
+            shown = min(size, long_side) if long_side else size
+            width = round((image.width or shown) * shown / long_side) if long_side else size
+            entries.append(f"{self.thumbnail(image, size)} {max(1, width)}w")
+        return ", ".join(entries)
+
+    def thumbnails(self, image: StoredImage) -> dict[str, str]:
+        return {str(size): self.thumbnail(image, size) for size in self.thumbnail_sizes}
+
 
 def image_json(image: StoredImage, links: Links) -> dict[str, Any]:
     return {
@@ -55,6 +88,10 @@ def image_json(image: StoredImage, links: Links) -> dict[str, Any]:
         "upload_time": image.uploaded_at.isoformat(),
         "file_type": image.extension,
         "url": links.image(image),
+        "width": image.width,
+        "height": image.height,
+        "thumbnails": links.thumbnails(image),
+        "page_url": links.page(image),
     }
 
 
@@ -141,6 +178,9 @@ class UploadController(Controller):
                 "upload_time": image.uploaded_at.isoformat(),
                 "url": links.image(image),
                 "delete_url": links.delete(image, result.delete_key),
+                "width": image.width,
+                "height": image.height,
+                "page_url": links.page(image),
             },
         )
 
@@ -183,6 +223,35 @@ class CatalogueController(Controller):
             media_type=CONTENT_TYPE_BY_EXTENSION["." + stored_name.rsplit(".", 1)[1]],
             content_disposition_type="inline",
             headers={**IMAGE_SECURITY_HEADERS, "Cache-Control": IMMUTABLE},
+        )
+
+    @route("/images/thumbs/{size:int}/{thumbnail_name:str}", http_method=["GET", "HEAD"], include_in_schema=False)
+    async def serve_thumbnail(self, size: int, thumbnail_name: str, images: ImageService) -> Response:
+        """Thumbnails when no nginx is in front; nginx serves this same URL from disk in the stack."""
+        stored_name = thumbnail_name.removesuffix(".webp")
+        path = None
+        if thumbnail_name.endswith(".webp") and is_stored_name(stored_name):
+            path = images.store.thumbnail_path(size, stored_name)
+        if path is None or not path.is_file():
+            return Response("Not found\n", status_code=404, media_type="text/plain", headers=IMAGE_SECURITY_HEADERS)
+        return File(
+            path,
+            media_type="image/webp",
+            content_disposition_type="inline",
+            headers={**IMAGE_SECURITY_HEADERS, "Cache-Control": IMMUTABLE},
+        )
+
+    @get("/i/{stored_name:str}")
+    async def image_page(self, request: Request, stored_name: str, images: ImageService) -> Response:
+        """A page for one image: the large thumbnail, the direct link and ready snippets."""
+        image = await images.find_by_name(stored_name)
+        links = Links(request, images)
+        return respond(
+            request,
+            page="images/show.html",
+            fragment="images/show.html",
+            context={"image": image, "links": links},
+            json=lambda: {"status": "success", **image_json(image, links), "size": image.size_bytes},
         )
 
     @route("/download/{image_id:int}", http_method=["GET", "HEAD"])

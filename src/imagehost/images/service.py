@@ -14,10 +14,12 @@ from typing import Any
 
 import anyio.to_thread
 
-from imagehost.errors import DeleteForbidden, FileTooLarge, ImageNotFound, NoFileGiven
-from imagehost.images.inspection import CONTENT_TYPES, EXTENSIONS, inspect_image
+from imagehost.errors import DeleteForbidden, FileTooLarge, ImageNotFound, ImageProcessingFailed, NoFileGiven
+from imagehost.images.inspection import CONTENT_TYPES, EXTENSIONS
+from imagehost.images.pipeline import ProcessedImage, convert_for_api, process_upload
 from imagehost.images.storage import ImageStore, new_stored_name
 from imagehost.images.tables import Image
+from imagehost.images.workers import WorkerFailed
 from imagehost.logging import action_log
 from imagehost.settings import Settings
 
@@ -58,6 +60,10 @@ class StoredImage:
     file_format: str
     sha256: str
     uploaded_at: datetime
+    width: int | None = None
+    height: int | None = None
+    source_format: str | None = None
+    quality: int | None = None
 
     @property
     def extension(self) -> str:
@@ -81,6 +87,10 @@ class StoredImage:
             file_format=row["file_format"],
             sha256=row["sha256"],
             uploaded_at=row["uploaded_at"],
+            width=row["width"],
+            height=row["height"],
+            source_format=row["source_format"],
+            quality=row["quality"],
         )
 
 
@@ -122,13 +132,25 @@ _COLUMNS = (
     Image.file_format,
     Image.sha256,
     Image.uploaded_at,
+    Image.width,
+    Image.height,
+    Image.source_format,
+    Image.quality,
 )
 
 
+class ThreadRunner:
+    """Runs image work in a thread of this process: for WORKER_PROCESSES=0 (no isolation)."""
+
+    async def run(self, function: Any, *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(function, *args)
+
+
 class ImageService:
-    def __init__(self, settings: Settings, store: ImageStore) -> None:
+    def __init__(self, settings: Settings, store: ImageStore, workers: Any = None) -> None:
         self.settings = settings
         self.store = store
+        self.workers = workers or ThreadRunner()
         self.log = action_log()
 
     async def upload(self, incoming: IncomingFile | None) -> UploadResult:
@@ -137,12 +159,49 @@ class ImageService:
         name = clean_original_name(incoming.original_name)
         if len(incoming.content) > self.settings.max_upload_bytes:
             raise FileTooLarge(filename=name, limit=human_size(self.settings.max_upload_bytes))
-        facts = await anyio.to_thread.run_sync(
-            inspect_image, incoming.content, name, self.settings.allowed_formats, self.settings.max_pixels
+        settings = self.settings
+        processed = await self._process(
+            name,
+            process_upload,
+            incoming.content,
+            name,
+            settings.allowed_formats,
+            settings.max_pixels,
+            settings.strip_metadata,
+            settings.thumbnail_sizes,
         )
-        # Bytes after the format's end marker are not image: they are never stored or served.
-        content = incoming.content[: facts.logical_size]
-        stored_name = new_stored_name(facts.extension)
+        return await self._store(name, processed)
+
+    async def convert(
+        self, incoming: IncomingFile | None, quality: int, box: tuple[int | None, int | None]
+    ) -> UploadResult:
+        """The conversion API: store the given image as a progressive JPEG fitted into `box`."""
+        if incoming is None:
+            raise NoFileGiven()
+        name = clean_original_name(incoming.original_name)
+        if len(incoming.content) > self.settings.api_max_upload_bytes:
+            raise FileTooLarge(filename=name, limit=human_size(self.settings.api_max_upload_bytes))
+        processed = await self._process(
+            name,
+            convert_for_api,
+            incoming.content,
+            name,
+            self.settings.max_pixels,
+            quality,
+            box,
+            self.settings.thumbnail_sizes,
+        )
+        return await self._store(name, processed)
+
+    async def _process(self, name: str, function: Any, *args: Any) -> ProcessedImage:
+        try:
+            return await self.workers.run(function, *args)
+        except WorkerFailed as failure:
+            raise ImageProcessingFailed(filename=name, reason=getattr(failure, "reason", "failed")) from None
+
+    async def _store(self, name: str, processed: ProcessedImage) -> UploadResult:
+        content = processed.content
+        stored_name = new_stored_name(EXTENSIONS[processed.file_format])
         delete_key = secrets.token_urlsafe(16)
         written = False
         try:
@@ -151,24 +210,67 @@ class ImageService:
                     stored_name=stored_name,
                     original_name=name,
                     size_bytes=len(content),
-                    file_format=facts.file_format,
+                    file_format=processed.file_format,
                     sha256=hashlib.sha256(content).hexdigest(),
                     delete_key_hash=hash_key(delete_key),
+                    width=processed.width,
+                    height=processed.height,
+                    source_format=processed.source_format,
+                    quality=processed.quality,
                 )
                 await row.save()
-                await anyio.to_thread.run_sync(self.store.write, stored_name, content)
-                written = True
+                written = True  # from here on, files may exist and must be removed on failure
+                await anyio.to_thread.run_sync(self.store.write_image, stored_name, content, processed.thumbnails)
         except BaseException:
-            # The row rolled back; make sure its file does not outlive it.
+            # The row rolled back; make sure no file outlives it.
             if written:
                 await anyio.to_thread.run_sync(self.store.remove, stored_name)
             raise
         image = await self.get(row.id)
-        self.log.info(
-            f"image {stored_name} uploaded ({name}, {len(content)} bytes).",
-            action="Success",
-        )
+        made = f", converted from {processed.source_format}" if processed.source_format else ""
+        self.log.info(f"image {stored_name} uploaded ({name}, {len(content)} bytes{made}).", action="Success")
         return UploadResult(image=image, delete_key=delete_key)
+
+    async def regenerate_thumbnails(self, *, only_missing: bool = True) -> tuple[int, int]:
+        """Make thumbnails that are missing (after a restore or a change of THUMBNAIL_SIZES).
+
+        Returns (images looked at, images given new thumbnails).
+        """
+        from imagehost.images.pipeline import thumbnails_for_stored
+
+        wanted = self.settings.thumbnail_sizes
+        looked = made = 0
+        last_id = 0
+        while True:
+            rows = await (
+                Image.select(Image.id, Image.stored_name, Image.original_name)
+                .where(Image.id > last_id)
+                .order_by(Image.id)
+                .limit(500)
+            )
+            if not rows:
+                break
+            for row in rows:
+                last_id = row["id"]
+                looked += 1
+                present = set(self.store.thumbnail_sizes_present(row["stored_name"]))
+                missing = tuple(size for size in wanted if not only_missing or size not in present)
+                path = self.store.path_of(row["stored_name"])
+                if not missing or not path.is_file():
+                    continue
+                try:
+                    thumbnails = await self.workers.run(
+                        thumbnails_for_stored, path.read_bytes(), row["stored_name"], self.settings.max_pixels, missing
+                    )
+                except Exception as error:  # one bad file must not stop the others; it is logged
+                    self.log.error(
+                        f"thumbnails for {row['stored_name']} failed: {type(error).__name__}.", action="Thumbnails"
+                    )
+                    continue
+                await anyio.to_thread.run_sync(self.store.write_thumbnails, row["stored_name"], thumbnails)
+                made += 1
+        self.log.info(f"thumbnails regenerated for {made} of {looked} images.", action="Thumbnails")
+        return looked, made
 
     async def get(self, image_id: int) -> StoredImage:
         row = await Image.select(*_COLUMNS).where(Image.id == image_id).first()

@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 
 STAGING = ".staging"
+THUMBS = "thumbs"
 # A stored name: 22 URL-safe characters (128 random bits) and the extension of the real format.
 STORED_NAME = re.compile(r"^[A-Za-z0-9_-]{16,64}\.(jpg|png|gif)$")
 
@@ -33,6 +34,7 @@ class ImageStore:
         """Create the folders and remove stray temporary files of an earlier run. Returns how many."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.staging.mkdir(exist_ok=True)
+        (self.root / THUMBS).mkdir(exist_ok=True)
         removed = 0
         for leftover in self.staging.iterdir():
             if leftover.is_file():
@@ -45,10 +47,47 @@ class ImageStore:
             raise ValueError(f"not a stored name: {stored_name!r}")
         return self.root / stored_name
 
+    def thumbnail_path(self, size: int, stored_name: str) -> Path:
+        """Thumbnails live at thumbs/<size>/<stored name>.webp, a URL nginx can serve as it is."""
+        self.path_of(stored_name)  # validates the name
+        return self.root / THUMBS / str(int(size)) / f"{stored_name}.webp"
+
+    def thumbnail_sizes_present(self, stored_name: str) -> list[int]:
+        folder = self.root / THUMBS
+        if not folder.is_dir():
+            return []
+        return sorted(
+            int(size.name)
+            for size in folder.iterdir()
+            if size.name.isdigit() and (size / f"{stored_name}.webp").is_file()
+        )
+
+    def write_image(self, stored_name: str, content: bytes, thumbnails: dict[int, bytes]) -> None:
+        """The thumbnails, then the original; all of them or none. Blocking: call from a thread."""
+        written: list[Path] = []
+        try:
+            for size, thumbnail in thumbnails.items():
+                path = self.thumbnail_path(size, stored_name)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                written.append(self._write_file(path, thumbnail))
+            written.append(self.write(stored_name, content))
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+
+    def write_thumbnails(self, stored_name: str, thumbnails: dict[int, bytes]) -> None:
+        for size, thumbnail in thumbnails.items():
+            path = self.thumbnail_path(size, stored_name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._write_file(path, thumbnail)
+
     def write(self, stored_name: str, content: bytes) -> Path:
         """Write the whole file or nothing. Blocking: call from a worker thread."""
-        final = self.path_of(stored_name)
-        temporary = self.staging / f"{stored_name}.{secrets.token_hex(4)}.part"
+        return self._write_file(self.path_of(stored_name), content)
+
+    def _write_file(self, final: Path, content: bytes) -> Path:
+        temporary = self.staging / f"{final.name}.{secrets.token_hex(4)}.part"
         try:
             descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
@@ -63,18 +102,22 @@ class ImageStore:
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
-        self._sync_folder()
+        self._sync_folder(final.parent)
         return final
 
     def remove(self, stored_name: str) -> None:
+        """The original first (its link dies at once), then every thumbnail of it."""
         self.path_of(stored_name).unlink(missing_ok=True)
-        self._sync_folder()
+        self._sync_folder(self.root)
+        for size in self.thumbnail_sizes_present(stored_name):
+            self.thumbnail_path(size, stored_name).unlink(missing_ok=True)
 
     def writable(self) -> bool:
         return self.root.is_dir() and os.access(self.root, os.W_OK) and os.access(self.staging, os.W_OK)
 
-    def _sync_folder(self) -> None:
-        descriptor = os.open(self.root, os.O_RDONLY)
+    @staticmethod
+    def _sync_folder(folder: Path) -> None:
+        descriptor = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(descriptor)
         finally:

@@ -1,4 +1,4 @@
-from piccolo.columns import BigInt, Text, Timestamptz, Varchar
+from piccolo.columns import BigInt, Integer, SmallInt, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -13,3 +13,9 @@ class Image(Table, tablename="images"):
     sha256 = Varchar(length=64)
     uploaded_at = Timestamptz(default=TimestamptzNow())
     delete_key_hash = Varchar(length=64, secret=True)
+    # As displayed: after the EXIF orientation is applied.
+    width = Integer(null=True, default=None)
+    height = Integer(null=True, default=None)
+    # Set for images made by the conversion API: what it was given, and the JPEG quality used.
+    source_format = Varchar(length=8, null=True, default=None)
+    quality = SmallInt(null=True, default=None)

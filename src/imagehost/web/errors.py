@@ -28,6 +28,9 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
     errors.PageNotFound: 404,
     errors.StorageUnavailable: 503,
     errors.DatabaseUnavailable: 503,
+    errors.ImageProcessingFailed: 422,
+    errors.InvalidParameter: 422,
+    errors.Unauthorized: 401,
 }
 # Where htmx puts an error fragment: every page has one element with this id.
 ERROR_TARGET = "#messages"
@@ -39,6 +42,7 @@ DATABASE_OUTAGES = (
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InternalClientError,  # a connection the server dropped mid-operation
 )
 GENERIC_CLIENT_ERROR = N_("The request could not be understood.")
 
@@ -65,7 +69,10 @@ def handle_domain_error(request: Request, error: ImageHostError) -> Response:
     status_code = STATUS_CODES.get(type(error), 400)
     if status_code != 404 or isinstance(error, errors.ImageNotFound):
         action_log().error(error.log_line(), action=error.log_action)
-    return error_response(request, status_code, _translate(request, error))
+    response = error_response(request, status_code, _translate(request, error))
+    if status_code == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="ImageHost API"'
+    return response
 
 
 def handle_http_error(request: Request, error: HTTPException) -> Response:

@@ -1,0 +1,138 @@
+"""The CPU-bound work on one image, run inside an isolated worker process (see workers.py).
+
+Each upload is decoded once: the decode that validates the file also feeds the thumbnails.
+Plain functions of bytes and numbers, so they pickle to a worker and can be fuzzed directly.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+from PIL import Image, ImageOps
+
+from imagehost.images.inspection import decode_checked
+
+API_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
+THUMBNAIL_QUALITY = 80
+# EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose does).
+UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    file_format: str  # what is stored: JPEG, PNG or GIF
+    width: int  # as displayed, EXIF orientation applied
+    height: int
+    content: bytes  # the bytes to store
+    thumbnails: dict[int, bytes] = field(default_factory=dict)  # long side in px -> WebP
+    source_format: str | None = None  # conversion API: the format it was given
+    quality: int | None = None  # conversion API: the JPEG quality used
+
+
+def upright(image: Image.Image, orientation: int) -> Image.Image:
+    method = UPRIGHT.get(orientation)
+    return image.transpose(method) if method is not None else image
+
+
+def make_thumbnails(image: Image.Image, sizes: tuple[int, ...]) -> dict[int, bytes]:
+    """WebP thumbnails, never upscaled, each made from the next larger one (cheaper than from the full image).
+
+    They carry no metadata: nothing but the pixels is passed to the encoder.
+    """
+    if not sizes:
+        return {}
+    has_alpha = image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info)
+    current = image.convert("RGBA" if has_alpha else "RGB")
+    thumbnails: dict[int, bytes] = {}
+    for size in sorted(sizes, reverse=True):
+        current.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        buffer = io.BytesIO()
+        current.save(buffer, "WEBP", quality=THUMBNAIL_QUALITY, method=4)
+        thumbnails[size] = buffer.getvalue()
+    return thumbnails
+
+
+def process_upload(
+    content: bytes,
+    filename: str,
+    allowed: tuple[str, ...],
+    max_pixels: int,
+    strip: bool,
+    thumbnail_sizes: tuple[int, ...],
+) -> ProcessedImage:
+    """Validate, cut trailing bytes, strip metadata, make thumbnails. Raises domain errors."""
+    from imagehost.images.privacy import strip_metadata
+
+    decoded = decode_checked(
+        content, filename, allowed, max_pixels, draft_to=max(thumbnail_sizes) if thumbnail_sizes else None
+    )
+    facts = decoded.facts
+    # Bytes after the format's end marker are not image: they are never stored or served.
+    stored = content[: facts.logical_size]
+    if strip:
+        try:
+            stored = strip_metadata(stored, facts.file_format)
+        except ValueError:
+            from imagehost.errors import UndecodableImage
+
+            raise UndecodableImage(filename=filename) from None
+    shown = upright(decoded.first_frame, decoded.orientation)
+    width, height = (facts.height, facts.width) if decoded.orientation in {5, 6, 7, 8} else (facts.width, facts.height)
+    return ProcessedImage(
+        file_format=facts.file_format,
+        width=width,
+        height=height,
+        content=stored,
+        thumbnails=make_thumbnails(shown, thumbnail_sizes),
+    )
+
+
+def convert_for_api(
+    content: bytes,
+    filename: str,
+    max_pixels: int,
+    quality: int,
+    box: tuple[int | None, int | None],
+    thumbnail_sizes: tuple[int, ...],
+) -> ProcessedImage:
+    """The conversion API: any accepted input -> a progressive, optimized JPEG fitted into `box`."""
+    wanted = max((side for side in box if side), default=None)
+    decoded = decode_checked(content, filename, API_FORMATS, max_pixels, draft_to=wanted, all_frames=False)
+    image = upright(decoded.first_frame, decoded.orientation)
+    if box[0] or box[1]:
+        image = ImageOps.contain(image, (box[0] or 10**6, box[1] or 10**6), Image.Resampling.LANCZOS)
+    if image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        image = flat
+    else:
+        image = image.convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality, optimize=True, progressive=True)
+    return ProcessedImage(
+        file_format="JPEG",
+        width=image.width,
+        height=image.height,
+        content=buffer.getvalue(),
+        thumbnails=make_thumbnails(image, thumbnail_sizes),
+        source_format=decoded.facts.file_format,
+        quality=quality,
+    )
+
+
+def thumbnails_for_stored(
+    content: bytes, stored_name: str, max_pixels: int, sizes: tuple[int, ...]
+) -> dict[int, bytes]:
+    """Thumbnails for a file already in the store (the regenerate command)."""
+    decoded = decode_checked(content, stored_name, ("JPEG", "PNG", "GIF"), max_pixels, draft_to=max(sizes))
+    return make_thumbnails(upright(decoded.first_frame, decoded.orientation), sizes)
