@@ -117,3 +117,8 @@ class InvalidParameter(ImageHostError):
 class Unauthorized(ImageHostError):
     template = N_("A valid API token is required: send it as Authorization: Bearer <token>.")
     log_template = "{method} {path} refused: missing or wrong API token."
+
+
+class ServiceStopping(ImageHostError):
+    template = N_("ImageHost is restarting: please try again in a moment.")
+    log_template = "upload of {filename} interrupted: the service is stopping."

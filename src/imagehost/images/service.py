@@ -14,7 +14,14 @@ from typing import Any
 
 import anyio.to_thread
 
-from imagehost.errors import DeleteForbidden, FileTooLarge, ImageNotFound, ImageProcessingFailed, NoFileGiven
+from imagehost.errors import (
+    DeleteForbidden,
+    FileTooLarge,
+    ImageNotFound,
+    ImageProcessingFailed,
+    NoFileGiven,
+    ServiceStopping,
+)
 from imagehost.images.inspection import CONTENT_TYPES, EXTENSIONS
 from imagehost.images.pipeline import ProcessedImage, convert_for_api, process_upload
 from imagehost.images.storage import ImageStore, new_stored_name
@@ -197,7 +204,9 @@ class ImageService:
         try:
             return await self.workers.run(function, *args)
         except WorkerFailed as failure:
-            raise ImageProcessingFailed(filename=name, reason=getattr(failure, "reason", "failed")) from None
+            if failure.reason == "closed":
+                raise ServiceStopping(filename=name) from None
+            raise ImageProcessingFailed(filename=name, reason=failure.reason) from None
 
     async def _store(self, name: str, processed: ProcessedImage) -> UploadResult:
         content = processed.content

@@ -274,7 +274,9 @@ async def _exit_status(worker: _Worker) -> str:
     if code is None:
         return "exit status not known yet"
     if code < 0:
-        return f"killed by {signal.Signals(-code).name}"
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+        return f"killed by signal {-code}"
     return f"exit code {code}"
 
 

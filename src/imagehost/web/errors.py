@@ -29,6 +29,7 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
     errors.StorageUnavailable: 503,
     errors.DatabaseUnavailable: 503,
     errors.ImageProcessingFailed: 422,
+    errors.ServiceStopping: 503,
     errors.InvalidParameter: 422,
     errors.Unauthorized: 401,
 }
