@@ -7,6 +7,7 @@ substituted) and wrapped in a minimal main config in a temporary folder.
 from __future__ import annotations
 
 import http.client
+import io
 import os
 import re
 import select
@@ -140,6 +141,9 @@ class Stack:
         )
 
 
+API_TOKEN = "stack-api-token"
+
+
 @pytest.fixture(scope="module")
 def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -147,7 +151,7 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     run_sql(database_url, "TRUNCATE images RESTART IDENTITY")
     workdir = tmp_path_factory.mktemp("stack")
     with (
-        live_app(database_url, workdir, ACCEL_DOWNLOADS="true", ADMIN_TOKEN=ADMIN_TOKEN) as app,
+        live_app(database_url, workdir, ACCEL_DOWNLOADS="true", ADMIN_TOKEN=ADMIN_TOKEN, API_TOKENS=API_TOKEN) as app,
         running_nginx(binary, workdir / "nginx", app) as port,
     ):
         yield Stack(url=f"http://127.0.0.1:{port}", port=port, app=app, workdir=workdir)
@@ -483,3 +487,52 @@ def test_a_50_mb_chunked_body_is_refused_without_the_app_holding_it(stack):
     assert through_nginx.status == 413, through_nginx.body
     assert TOO_LARGE.encode() in through_nginx.body
     assert through_nginx.peak_rss_growth < 20 * MIB
+
+
+# --- thumbnails and the conversion API ---------------------------------------------------------------
+
+
+def test_thumbnails_are_served_by_nginx_with_the_image_headers(stack):
+    from PIL import Image as PILImage
+
+    body = stack.upload(png_bytes(900, 600, (30, 160, 90)), "meadow.png").json()
+    for size, expected in ((160, (160, 107)), (480, (480, 320)), (1280, (900, 600))):
+        url = f"{stack.url}/images/thumbs/{size}/{body['filename']}.webp"
+        served = httpx.get(url)
+        assert served.status_code == 200, url
+        assert served.headers["content-type"] == "image/webp"
+        assert_inert(served.headers)
+        assert served.headers["cache-control"] == IMMUTABLE
+        with PILImage.open(io.BytesIO(served.content)) as thumbnail:
+            assert thumbnail.format == "WEBP" and thumbnail.size == expected
+    missing = httpx.get(f"{stack.url}/images/thumbs/160/AAAAAAAAAAAAAAAAAAAAAA.png.webp")
+    assert missing.status_code == 404
+    assert_inert(missing.headers)
+    assert "/images/thumbs/" not in stack.app_log()  # nginx answered every one of them
+    page = httpx.get(f"{stack.url}/i/{body['filename']}", headers=HTML)
+    assert page.status_code == 200
+    assert f"{stack.url}/images/thumbs/1280/{body['filename']}.webp" in page.text
+
+
+def test_the_conversion_api_takes_larger_files_through_nginx_than_uploads(stack):
+    from PIL import Image as PILImage
+
+    buffer = io.BytesIO()
+    PILImage.frombytes("RGB", (1500, 1500), bytes(range(256)) * (1500 * 1500 * 3 // 256 + 1)).save(buffer, "BMP")
+    big = buffer.getvalue()
+    assert 6 * MIB < len(big) < 20 * MIB
+    refused = stack.upload(big, "big.bmp")
+    assert refused.status_code == 413  # nginx's own limit for /upload
+    converted = httpx.post(
+        f"{stack.url}/api/images",
+        files={"file": ("big.bmp", big)},
+        data={"quality": "70", "x": "300"},
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+        timeout=60,
+    )
+    assert converted.status_code == 201, converted.text
+    body = converted.json()
+    assert (body["width"], body["height"], body["source_format"]) == (300, 300, "BMP")
+    assert httpx.get(body["url"]).headers["content-type"] == "image/jpeg"
+    anonymous = httpx.post(f"{stack.url}/api/images", files={"file": ("x.png", png_bytes())})
+    assert anonymous.status_code == 401
