@@ -1,4 +1,4 @@
-// The upload page: drag and drop, paste, a progress bar and copy buttons. htmx does the sending.
+// The upload page: drag and drop, paste and a progress bar. htmx does the sending.
 (function () {
   "use strict";
   const form = document.getElementById("upload-form");
@@ -37,13 +37,4 @@
   });
   form.addEventListener("htmx:afterRequest", function () { progress.hidden = true; input.value = ""; });
 
-  document.addEventListener("click", function (event) {
-    const button = event.target.closest("button.copy");
-    if (!button) return;
-    const field = document.querySelector(button.dataset.copy);
-    field.select();
-    const done = function () { button.dataset.copied = "true"; };
-    if (navigator.clipboard) navigator.clipboard.writeText(field.value).then(done, function () { document.execCommand("copy"); done(); });
-    else { document.execCommand("copy"); done(); }
-  });
 })();

@@ -7,6 +7,9 @@ test visits is saved as a full-page screenshot in test-artifacts/<test>-<step>.p
 
 from __future__ import annotations
 
+import base64
+import io
+import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image as PILImage
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from tests.conftest import ARTIFACTS, CORPUS, png_bytes, run_sql
@@ -140,6 +144,16 @@ def no_horizontal_scroll(page: Page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
+def frames(content: bytes) -> list[tuple[str, tuple[int, int], bytes]]:
+    """Every frame of an image, decoded: what a viewer sees, whatever metadata the file holds."""
+    with PILImage.open(io.BytesIO(content)) as image:
+        decoded = []
+        for index in range(getattr(image, "n_frames", 1)):
+            image.seek(index)
+            decoded.append((image.format, image.size, image.convert("RGBA").tobytes()))
+        return decoded
+
+
 def test_upload_through_the_page_gives_a_direct_link_to_the_same_image(page: Page, app: LiveApp, screenshot):
     content = (CORPUS / "accepted" / "hopper.png").read_bytes()
     page.goto("/upload")
@@ -170,7 +184,8 @@ def test_upload_through_the_page_gives_a_direct_link_to_the_same_image(page: Pag
     response = page.goto(direct_link)
     assert response is not None and response.status == 200
     assert response.headers["content-type"] == "image/png"
-    assert response.body() == content
+    # Metadata chunks are stripped on upload; the picture itself is untouched.
+    assert frames(response.body()) == frames(content)
     screenshot(page, "3-direct-link")
 
     page.goto("/upload")
@@ -196,6 +211,169 @@ def test_a_refused_upload_shows_the_error_on_the_page(page: Page, app: LiveApp, 
     assert page.url == f"{app.url}/upload"
     screenshot(page, "2-error")
     assert sql(app.env["DATABASE_URL"], "SELECT count(*) AS n FROM images")[0]["n"] == 0
+
+
+# Builds a File in the page from base64 bytes: what a person's drop or paste would hand the page.
+MAKE_FILE_JS = """
+    window.__makeFile = (encoded, name, type) => {
+        const bytes = Uint8Array.from(atob(encoded), (char) => char.charCodeAt(0));
+        return new File([bytes], name, {type});
+    };
+"""
+
+
+def direct_link_pattern(app: LiveApp, extension: str) -> re.Pattern[str]:
+    return re.compile(rf"^{re.escape(app.url)}/images/[A-Za-z0-9_-]+\.{extension}$")
+
+
+def test_dropping_a_file_on_the_drop_zone_uploads_it(page: Page, app: LiveApp, screenshot):
+    content = (CORPUS / "accepted" / "hopper.gif").read_bytes()
+    page.goto("/upload")
+    page.evaluate(MAKE_FILE_JS)
+    mark_page(page)
+    screenshot(page, "1-upload-page")
+
+    not_cancelled = page.evaluate(
+        """([encoded]) => {
+            const file = window.__makeFile(encoded, "hopper.gif", "image/gif");
+            const dataTransfer = new DataTransfer();
+            dataTransfer.items.add(file);
+            const zone = document.getElementById("drop-zone");
+            zone.dispatchEvent(new DragEvent("dragenter", {dataTransfer, bubbles: true, cancelable: true}));
+            window.__draggingShown = zone.classList.contains("dragging");
+            return zone.dispatchEvent(new DragEvent("drop", {dataTransfer, bubbles: true, cancelable: true}));
+        }""",
+        [base64.b64encode(content).decode()],
+    )
+    assert not not_cancelled, "the page should cancel the drop (else the browser would open the file)"
+    assert page.evaluate("window.__draggingShown"), "dragging over the zone should highlight it"
+    link = page.locator("#messages #direct-link")
+    expect(link).to_have_value(direct_link_pattern(app, "gif"))
+    expect(page.locator("#messages")).to_contain_text("Uploaded hopper.gif")
+    expect(page.locator("#drop-zone")).not_to_have_class(re.compile(r"\bdragging\b"))
+    assert page_was_not_reloaded(page)
+    screenshot(page, "2-uploaded")
+
+    response = page.request.get(link.input_value())
+    assert response.status == 200
+    assert response.headers["content-type"] == "image/gif"
+    # The app drops metadata blocks (hopper.gif carries a Photoshop comment) and copies the rest
+    # byte for byte: the same picture, frame for frame, if not the same file.
+    assert frames(response.body()) == frames(content)
+
+
+def test_pasting_an_image_uploads_it(page: Page, app: LiveApp, screenshot):
+    content = png_bytes(64, 48, color=(0, 130, 200))
+    page.goto("/upload")
+    page.evaluate(MAKE_FILE_JS)
+    mark_page(page)
+    screenshot(page, "1-upload-page")
+
+    not_cancelled = page.evaluate(
+        """([encoded]) => {
+            const clipboardData = new DataTransfer();
+            clipboardData.items.add(window.__makeFile(encoded, "image.png", "image/png"));
+            const event = new ClipboardEvent("paste", {clipboardData, bubbles: true, cancelable: true});
+            if (event.clipboardData === null) throw new Error("ClipboardEvent ignored clipboardData");
+            return document.dispatchEvent(event);
+        }""",
+        [base64.b64encode(content).decode()],
+    )
+    assert not not_cancelled, "the page should take the pasted file over"
+    link = page.locator("#messages #direct-link")
+    expect(link).to_have_value(direct_link_pattern(app, "png"))
+    expect(page.locator("#messages")).to_contain_text("Uploaded image.png")
+    assert page_was_not_reloaded(page)
+    screenshot(page, "2-uploaded")
+
+    response = page.request.get(link.input_value())
+    assert response.status == 200 and response.body() == content
+    assert sql(app.env["DATABASE_URL"], "SELECT count(*) AS n FROM images")[0]["n"] == 1
+
+
+def test_the_copy_button_puts_the_direct_link_on_the_clipboard(
+    page: Page, context: BrowserContext, app: LiveApp, screenshot
+):
+    page.goto("/upload")
+    upload_through_page(page, *numbered_png(1))
+    link = page.locator("#messages #direct-link")
+    expect(link).to_have_value(direct_link_pattern(app, "png"))
+    direct_link = link.input_value()
+    screenshot(page, "1-uploaded")
+
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app.url)
+    button = page.locator("#messages .snippet", has=page.locator("#direct-link")).get_by_role("button", name="Copy")
+    expect(button).to_have_attribute("data-copy", "#direct-link")
+    expect(button).not_to_have_attribute("data-copied", "true")
+    button.click()
+    expect(button).to_have_attribute("data-copied", "true")
+    assert page.evaluate("navigator.clipboard.readText()") == direct_link
+    screenshot(page, "2-copied")
+
+
+def noise_png(size: int = 1000) -> bytes:
+    """A PNG of random noise: it barely compresses, so it stays about 3 MB."""
+    buffer = io.BytesIO()
+    PILImage.frombytes("RGB", (size, size), os.urandom(size * size * 3)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_the_progress_bar_moves_while_a_large_file_uploads(page: Page, app: LiveApp, screenshot):
+    content = noise_png()
+    assert len(content) > 2_900_000
+    page.goto("/upload")
+    # htmx reports upload and download progress under the same event name; only the upload's
+    # total is as large as the file, which tells the two apart.
+    page.evaluate(
+        """([fileSize]) => {
+            window.__uploadProgress = [];
+            window.__barMoved = false;
+            const bar = document.getElementById("upload-progress");
+            document.getElementById("upload-form").addEventListener("htmx:xhr:progress", (event) => {
+                const {lengthComputable, loaded, total} = event.detail;
+                if (total < fileSize) return;
+                window.__uploadProgress.push({lengthComputable, loaded, total, value: bar.value});
+                if (!bar.hidden && bar.value > 0) window.__barMoved = true;
+            });
+        }""",
+        [len(content)],
+    )
+    screenshot(page, "1-upload-page")
+
+    # Slow the upload down to about 1.5 MB/s, so that it takes a couple of seconds, like on a real line.
+    network = page.context.new_cdp_session(page)
+    network.send("Network.enable")
+    network.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 1_500_000},
+    )
+    upload_through_page(page, "noise.png", content)
+    bar = page.locator("#upload-progress")
+    expect(bar).to_be_visible()
+    page.wait_for_function(
+        """() => {
+            const bar = document.getElementById("upload-progress");
+            return !bar.hidden && bar.value > 0 && bar.value < 100;
+        }"""
+    )
+    screenshot(page, "2-uploading")
+
+    expect(page.locator("#messages #direct-link")).to_have_value(direct_link_pattern(app, "png"), timeout=30_000)
+    expect(page.locator("#messages")).to_contain_text("Uploaded noise.png")
+    expect(bar).to_be_hidden()
+    network.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    screenshot(page, "3-uploaded")
+
+    events = page.evaluate("window.__uploadProgress")
+    moving = [e for e in events if e["lengthComputable"] and e["loaded"] > 0]
+    assert moving, f"no upload progress with a known length arrived: {events}"
+    assert len({e["loaded"] for e in moving}) > 1, f"the upload progress did not move: {events}"
+    assert page.evaluate("window.__barMoved"), "the progress bar never showed a value above 0"
+    response = page.request.get(page.locator("#direct-link").input_value())
+    assert response.status == 200 and response.body() == content
 
 
 def open_first_of_two_pages(page: Page, app: LiveApp, screenshot) -> None:
@@ -266,7 +444,8 @@ def test_deleting_a_row_removes_it_in_place_and_refills_the_page(page: Page, app
     first_row = page.locator(ROWS).first
     row_id = first_row.get_attribute("id")
     expect(first_row.locator(".original-name")).to_have_text("img-11.png")
-    direct_link = first_row.locator("td").first.get_by_role("link").get_attribute("href")
+    # The stored name links to the image itself (the thumbnail links to its page).
+    direct_link = first_row.get_by_role("link", name=re.compile(r"^[A-Za-z0-9_-]+\.png$")).get_attribute("href")
     assert direct_link and direct_link.startswith(f"{app.url}/images/")
 
     dialogs: list[str] = []
@@ -358,7 +537,8 @@ def test_the_site_works_without_javascript(browser: Browser, app: LiveApp, scree
         assert re.fullmatch(rf"{re.escape(app.url)}/images/[A-Za-z0-9_-]+\.png", direct_link)
         screenshot(page, "2-uploaded")
         response = page.goto(direct_link)
-        assert response is not None and response.status == 200 and response.body() == content
+        assert response is not None and response.status == 200
+        assert frames(response.body()) == frames(content)
         screenshot(page, "2b-direct-link")
 
         for number in range(1, 12):
@@ -402,3 +582,26 @@ def test_phone_width_has_no_sideways_scroll_in_light_and_dark(browser: Browser, 
             context.close()
     assert len(backgrounds["light"]) == 1 and len(backgrounds["dark"]) == 1, backgrounds
     assert backgrounds["light"] != backgrounds["dark"]
+
+
+def test_the_image_page_shows_the_large_thumbnail_and_copies_the_link(
+    page: Page, context: BrowserContext, app: LiveApp, screenshot
+):
+    body = upload_over_http(app, "wide.png", png_bytes(2400, 1200, (200, 90, 40)))
+    page.goto(f"/i/{body['filename']}")
+    image = page.locator("img.large")
+    expect(image).to_be_visible()
+    page.wait_for_function("document.querySelector('img.large').complete")
+    shown = image.evaluate("img => [img.naturalWidth, img.currentSrc]")
+    assert shown[0] > 0 and shown[1].endswith(".webp")  # a thumbnail, not the 2400 px original
+    expect(page.locator("#direct-link")).to_have_value(body["url"])
+    screenshot(page, "1-image-page")
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app.url)
+    page.locator(".snippet", has=page.locator("#snippet-bbcode")).get_by_role("button").click()
+    assert page.evaluate("navigator.clipboard.readText()") == f"[img]{body['url']}[/img]"
+    # The catalogue's thumbnail links to this page.
+    page.goto("/images/")
+    thumbnail = page.locator("td.thumb img").first
+    page.wait_for_function("document.querySelector('td.thumb img').complete")
+    assert thumbnail.evaluate("img => img.naturalWidth") > 0
+    screenshot(page, "2-catalogue-thumbnail")
