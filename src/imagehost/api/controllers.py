@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import UploadFile
 from litestar.response import File
 
 from imagehost.errors import ImageNotFound, InvalidParameter
-from imagehost.images.controllers import IMAGE_SECURITY_HEADERS, Links
-from imagehost.images.service import ImageService, IncomingFile
+from imagehost.images.controllers import IMAGE_SECURITY_HEADERS, Links, uploaded_file
+from imagehost.images.service import ImageService
 from imagehost.logging import tail_lines
 
 LOG_LIMIT_DEFAULT = 200
@@ -44,12 +43,7 @@ class ConversionController(Controller):
         form = await request.form()
         quality = _optional(form, "quality", 1, 95) or images.settings.default_quality
         box = (_optional(form, "x", 1, BOX_MAX), _optional(form, "y", 1, BOX_MAX))
-        field = form.get("file")
-        incoming = None
-        if isinstance(field, UploadFile):
-            content = await field.read(images.settings.api_max_upload_bytes + 1)
-            incoming = IncomingFile(original_name=field.filename, content=content)
-            await field.close()
+        incoming = await uploaded_file(form, images.settings.api_max_upload_bytes)
         result = await images.convert(incoming, quality, box)
         image = result.image
         return Response(

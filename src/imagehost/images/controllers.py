@@ -114,6 +114,21 @@ def forget_upload(request: Request, image_id: int) -> None:
         request.set_session({**request.session, SESSION_UPLOADS: kept})
 
 
+async def uploaded_file(form: Any, limit: int) -> IncomingFile | None:
+    """The multipart field `file`, or None when there is none.
+
+    Litestar spools the part to disk past 1 MB; at most one byte over `limit` is read into memory,
+    which is enough for the service to refuse it.
+    """
+    field = form.get("file")
+    if not isinstance(field, UploadFile):
+        return None
+    try:
+        return IncomingFile(original_name=field.filename, content=await field.read(limit + 1))
+    finally:
+        await field.close()
+
+
 def content_disposition(original_name: str) -> str:
     """RFC 6266: an ASCII fallback and the exact name in filename*, safe for any name."""
     fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in original_name)
@@ -145,14 +160,7 @@ class UploadController(Controller):
     @post()
     async def upload(self, request: Request, images: ImageService) -> Response:
         form = await request.form()
-        field = form.get("file")
-        incoming = None
-        if isinstance(field, UploadFile):
-            # Litestar spools the part to disk past 1 MB; read at most one byte over the limit.
-            content = await field.read(images.settings.max_upload_bytes + 1)
-            incoming = IncomingFile(original_name=field.filename, content=content)
-            await field.close()
-        result = await images.upload(incoming)
+        result = await images.upload(await uploaded_file(form, images.settings.max_upload_bytes))
         remember_upload(request, result.image, result.delete_key, images.settings.recent_uploads_kept)
         links = Links(request, images)
         image = result.image
