@@ -22,7 +22,7 @@ def test_every_action_is_one_well_formed_line(client, app_log):
         line.endswith(f"Success: image {body['filename']} uploaded (cat.png, {body['size']} bytes).") for line in lines
     )
     assert any(line.endswith("Error: unsupported file format (user_file.txt).") for line in lines)
-    assert any(f"Error: delete of image {body['filename']} refused" in line for line in lines)
+    assert any(f"Error: delete of image {body['filename']} by anonymous refused" in line for line in lines)
     assert any(line.endswith(f"Success: image {body['filename']} deleted by its uploader (cat.png).") for line in lines)
     assert any("Database: connected to PostgreSQL." in line for line in lines)
 

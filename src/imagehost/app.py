@@ -18,10 +18,17 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from imagehost import __version__
+from imagehost.accounts.controllers import callback, login, logout
+from imagehost.accounts.oidc import OIDCClient
 from imagehost.api.controllers import ConversionController, read_logs
 from imagehost.api.tokens import require_api_token
 from imagehost.database import connected
-from imagehost.images.controllers import CatalogueController, DeleteController, UploadController
+from imagehost.images.controllers import (
+    CatalogueController,
+    DeleteController,
+    UploadController,
+    principal_of_request,
+)
 from imagehost.images.service import ImageService, human_size
 from imagehost.images.storage import ImageStore
 from imagehost.images.workers import WorkerPool
@@ -52,6 +59,8 @@ def template_engine(translator: Translator, settings: Settings) -> JinjaTemplate
         max_upload=human_size(settings.max_upload_bytes),
         allowed_formats=", ".join(settings.allowed_formats),
         version=__version__,
+        current_principal=principal_of_request,
+        sign_in_enabled=settings.oidc_enabled,
     )
     return JinjaTemplateEngine.from_environment(environment)
 
@@ -104,6 +113,9 @@ def create_app(settings: Settings) -> Litestar:
             health,
             ready,
             choose_language,
+            login,
+            callback,
+            logout,
             UploadController,
             CatalogueController,
             DeleteController,
@@ -123,7 +135,14 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_request_bytes,
         lifespan=[database],
-        state=State({"settings": settings, "translator": translator, "image_service": service}),
+        state=State(
+            {
+                "settings": settings,
+                "translator": translator,
+                "image_service": service,
+                "oidc": OIDCClient(settings) if settings.oidc_enabled else None,
+            }
+        ),
         openapi_config=None,
     )
 

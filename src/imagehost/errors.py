@@ -75,7 +75,7 @@ class ImageNotFound(ImageHostError):
 
 class DeleteForbidden(ImageHostError):
     template = N_("You may not delete image {name}: only its uploader (or an operator) can.")
-    log_template = "delete of image {name} refused: no valid delete key."
+    log_template = "delete of image {name} by {who} refused: not theirs and no valid delete key."
 
 
 class StorageUnavailable(ImageHostError):
@@ -122,3 +122,32 @@ class Unauthorized(ImageHostError):
 class ServiceStopping(ImageHostError):
     template = N_("ImageHost is restarting: please try again in a moment.")
     log_template = "upload of {filename} interrupted: the service is stopping."
+
+
+class SignInRequired(ImageHostError):
+    template = N_("Please sign in to do this.")
+    log_template = "anonymous {action} refused: sign-in required."
+
+
+class ActionForbidden(ImageHostError):
+    template = N_("You are signed in as {name}, but your role ({role}) does not allow this.")
+    log_template = "{action} by {name} refused: role {role}."
+
+
+class SignInFailed(ImageHostError):
+    template = N_("Sign-in failed: {reason}. Please try again.")
+    log_template = "sign-in failed: {reason}."
+    log_action = "Login"
+
+
+class SignInUnavailable(ImageHostError):
+    template = N_("Sign-in is not configured on this server.")
+    log_template = "sign-in attempted but OIDC is not configured."
+
+
+class NoRoleAssigned(ImageHostError):
+    template = N_(
+        "You are signed in as {name}, but you have none of the roles this site uses, so you can do only what"
+        " visitors who are not signed in can do. Ask an administrator for a role."
+    )
+    log_template = "{action} by {name} refused: signed in without any role."

@@ -70,11 +70,35 @@ class Settings:
     worker_processes: int = 2
     worker_memory_limit_bytes: int = 1024 * 1024 * 1024
     worker_time_limit_seconds: float = 30.0
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = field(default="", repr=False)
+    oidc_roles_claim: str = "realm_access.roles"
+    role_viewer: str = "appviewer"
+    role_user: str = "appuser"
+    role_admin: str = "appadmin"
+    # None: open without OIDC (as before accounts existed), closed with it.
+    anonymous_browse: bool | None = None
+    anonymous_upload: bool | None = None
+    session_idle_seconds: int = 2 * 3600
+    session_absolute_seconds: int = 12 * 3600
 
     @property
     def max_request_bytes(self) -> int:
         """Largest request body accepted anywhere (Litestar and nginx): one file plus its envelope."""
         return self.max_upload_bytes + MULTIPART_SLACK_BYTES
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
+
+    @property
+    def anonymous_may_browse(self) -> bool:
+        return (not self.oidc_enabled) if self.anonymous_browse is None else self.anonymous_browse
+
+    @property
+    def anonymous_may_upload(self) -> bool:
+        return (not self.oidc_enabled) if self.anonymous_upload is None else self.anonymous_upload
 
     @property
     def api_max_request_bytes(self) -> int:
@@ -141,4 +165,19 @@ class Settings:
             values["worker_time_limit_seconds"] = float(
                 _int(env["WORKER_TIME_LIMIT_SECONDS"], "WORKER_TIME_LIMIT_SECONDS")
             )
+        for name in ("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET", "OIDC_ROLES_CLAIM"):
+            if env.get(name):
+                values[name.lower()] = env[name].strip()
+        if values.get("oidc_issuer"):
+            values["oidc_issuer"] = str(values["oidc_issuer"]).rstrip("/")
+        for name in ("ROLE_VIEWER", "ROLE_USER", "ROLE_ADMIN"):
+            if env.get(name):
+                values[name.lower()] = env[name].strip()
+        for name in ("ANONYMOUS_BROWSE", "ANONYMOUS_UPLOAD"):
+            if env.get(name, "").strip():
+                values[name.lower()] = _bool(env[name], name)
+        if "SESSION_IDLE_MINUTES" in env:
+            values["session_idle_seconds"] = _int(env["SESSION_IDLE_MINUTES"], "SESSION_IDLE_MINUTES") * 60
+        if "SESSION_ABSOLUTE_HOURS" in env:
+            values["session_absolute_seconds"] = _int(env["SESSION_ABSOLUTE_HOURS"], "SESSION_ABSOLUTE_HOURS") * 3600
         return cls(**values)  # type: ignore[arg-type]

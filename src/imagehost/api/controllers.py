@@ -9,7 +9,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.response import File
 
 from imagehost.errors import ImageNotFound, InvalidParameter
-from imagehost.images.controllers import IMAGE_SECURITY_HEADERS, Links, uploaded_file
+from imagehost.images.controllers import IMAGE_SECURITY_HEADERS, Links, principal_of_request, uploaded_file
 from imagehost.images.service import ImageService
 from imagehost.logging import tail_lines
 
@@ -44,7 +44,7 @@ class ConversionController(Controller):
         quality = _optional(form, "quality", 1, 95) or images.settings.default_quality
         box = (_optional(form, "x", 1, BOX_MAX), _optional(form, "y", 1, BOX_MAX))
         incoming = await uploaded_file(form, images.settings.api_max_upload_bytes)
-        result = await images.convert(incoming, quality, box)
+        result = await images.convert(incoming, quality, box, principal_of_request(request))
         image = result.image
         return Response(
             {
@@ -62,8 +62,8 @@ class ConversionController(Controller):
         )
 
     @get("/{image_id:int}")
-    async def fetch(self, image_id: int, images: ImageService) -> File:
-        image = await images.get(image_id)
+    async def fetch(self, request: Request, image_id: int, images: ImageService) -> File:
+        image = await images.view(image_id, principal_of_request(request))
         path = images.store.root / image.stored_name
         if not path.is_file():
             raise ImageNotFound(name=image.stored_name)

@@ -10,6 +10,7 @@ from litestar import Controller, Request, Response, delete, get, post, route
 from litestar.datastructures import UploadFile
 from litestar.response import File, Redirect
 
+from imagehost.accounts.principal import ANONYMOUS, Principal
 from imagehost.errors import ImageNotFound
 from imagehost.images.inspection import CONTENT_TYPES, EXTENSIONS
 from imagehost.images.service import DeleteCredentials, ImageService, IncomingFile, StoredImage
@@ -79,6 +80,11 @@ class Links:
         return {str(size): self.thumbnail(image, size) for size in self.thumbnail_sizes}
 
 
+def principal_of_request(request: Request) -> Principal:
+    """Set for every request by the before-request hook (web/guard.py)."""
+    return getattr(request.state, "principal", ANONYMOUS)
+
+
 def image_json(image: StoredImage, links: Links) -> dict[str, Any]:
     return {
         "id": image.id,
@@ -92,6 +98,18 @@ def image_json(image: StoredImage, links: Links) -> dict[str, Any]:
         "height": image.height,
         "thumbnails": links.thumbnails(image),
         "page_url": links.page(image),
+    }
+
+
+def deletable(request: Request, images: ImageService, shown: list[StoredImage]) -> set[int]:
+    """Which of these rows get a Delete button: those this browser holds the key of, and those the
+    policy lets this person delete (their own, or any for an admin)."""
+    principal = principal_of_request(request)
+    keys = remembered_keys(request)
+    return {
+        image.id
+        for image in shown
+        if image.id in keys or images.policy.may_delete(principal, image.uploader_sub, has_key=False, operator=False)
     }
 
 
@@ -147,6 +165,7 @@ class UploadController(Controller):
 
     @get()
     async def upload_page(self, request: Request, images: ImageService) -> Response:
+        images.policy.require_upload(principal_of_request(request))
         keys = remembered_keys(request)
         recent = await images.some(keys)
         return respond(
@@ -160,7 +179,9 @@ class UploadController(Controller):
     @post()
     async def upload(self, request: Request, images: ImageService) -> Response:
         form = await request.form()
-        result = await images.upload(await uploaded_file(form, images.settings.max_upload_bytes))
+        result = await images.upload(
+            await uploaded_file(form, images.settings.max_upload_bytes), principal_of_request(request)
+        )
         remember_upload(request, result.image, result.delete_key, images.settings.recent_uploads_kept)
         links = Links(request, images)
         image = result.image
@@ -195,24 +216,38 @@ class UploadController(Controller):
 
 class CatalogueController(Controller):
     @get("/images")
-    async def catalogue(self, request: Request, images: ImageService, page: str | None = None) -> Response:
+    async def catalogue(
+        self, request: Request, images: ImageService, page: str | None = None, uploader: str | None = None
+    ) -> Response:
         # Litestar routes /images and /images/ alike; the raw path tells them apart.
         if not request.scope.get("raw_path", b"/").split(b"?")[0].endswith(b"/"):
             query = f"?{request.url.query}" if request.url.query else ""
             return Redirect(f"/images/{query}", status_code=301)
-        catalogue = await images.page(_page_number(page))
+        principal = principal_of_request(request)
+        uploader = principal.sub if uploader == "me" else uploader
+        catalogue = await images.page(_page_number(page), principal, uploader or None)
         links = Links(request, images)
         return respond(
             request,
             page="images/index.html",
             fragment="images/_table.html",
-            context={"catalogue": catalogue, "links": links, "owned": set(remembered_keys(request))},
+            context={
+                "catalogue": catalogue,
+                "links": links,
+                "deletable": deletable(request, images, catalogue.images),
+                "uploader": uploader or "",
+                "show_uploaders": images.policy.sees_uploaders(principal),
+            },
             json=lambda: catalogue_json(catalogue, links),
         )
 
     @get("/images-list")
-    async def images_list(self, request: Request, images: ImageService, page: str | None = None) -> Response:
-        catalogue = await images.page(_page_number(page))
+    async def images_list(
+        self, request: Request, images: ImageService, page: str | None = None, uploader: str | None = None
+    ) -> Response:
+        principal = principal_of_request(request)
+        uploader = principal.sub if uploader == "me" else uploader
+        catalogue = await images.page(_page_number(page), principal, uploader or None)
         return Response(catalogue_json(catalogue, Links(request, images)))
 
     @route("/images/{stored_name:str}", http_method=["GET", "HEAD"], include_in_schema=False)
@@ -252,7 +287,7 @@ class CatalogueController(Controller):
     @get("/i/{stored_name:str}")
     async def image_page(self, request: Request, stored_name: str, images: ImageService) -> Response:
         """A page for one image: the large thumbnail, the direct link and ready snippets."""
-        image = await images.find_by_name(stored_name)
+        image = await images.find_by_name(stored_name, principal_of_request(request))
         links = Links(request, images)
         return respond(
             request,
@@ -263,8 +298,8 @@ class CatalogueController(Controller):
         )
 
     @route("/download/{image_id:int}", http_method=["GET", "HEAD"])
-    async def download(self, image_id: int, images: ImageService) -> Response:
-        image = await images.get(image_id)
+    async def download(self, request: Request, image_id: int, images: ImageService) -> Response:
+        image = await images.view(image_id, principal_of_request(request))
         headers = {
             **IMAGE_SECURITY_HEADERS,
             "Content-Disposition": content_disposition(image.original_name),
@@ -299,6 +334,7 @@ class DeleteController(Controller):
         token = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
         admin_token = images.settings.admin_token
         credentials = DeleteCredentials(
+            principal=principal_of_request(request),
             keys=tuple(k for k in (key, remembered_keys(request).get(image_id)) if k),
             operator=bool(admin_token and token and hmac.compare_digest(token.encode(), admin_token.encode())),
         )

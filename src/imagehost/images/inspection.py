@@ -70,6 +70,11 @@ def decode_checked(
             pixels = width * height * frames
             if pixels > max_pixels:
                 raise TooManyPixels(filename=filename, pixels=f"{pixels:,}", limit=f"{max_pixels:,}")
+            logical_size = LOGICAL_END[file_format](content) if file_format in LOGICAL_END else len(content)
+        # Decode exactly the bytes that can be stored, without what follows the end marker: Pillow's
+        # GIF decoder reads on past a frame's last data block, so the whole file may decode when the
+        # stored part does not.
+        with Image.open(io.BytesIO(content[:logical_size]), formats=[file_format]) as image:
             orientation = image.getexif().get(0x0112, 1) if file_format in {"JPEG", "PNG", "WEBP"} else 1
             if draft_to and file_format == "JPEG":
                 image.draft(None, (draft_to, draft_to))
@@ -91,14 +96,8 @@ def decode_checked(
     except MemoryError:
         raise  # the worker pool turns this into a refusal and replaces the worker
     except Exception:  # Pillow reports damage as OSError, SyntaxError, ValueError, EOFError, struct.error...
+        # ...and so does LOGICAL_END for a structure it cannot walk to the end marker.
         raise UndecodableImage(filename=filename) from None
-    if file_format in LOGICAL_END:
-        try:
-            logical_size = LOGICAL_END[file_format](content)
-        except (IndexError, ValueError, struct.error):
-            raise UndecodableImage(filename=filename) from None
-    else:
-        logical_size = len(content)
     if not isinstance(orientation, int) or not 1 <= orientation <= 8:
         orientation = 1
     facts = ImageFacts(file_format, width, height, frames, logical_size)

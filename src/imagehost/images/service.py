@@ -14,6 +14,8 @@ from typing import Any
 
 import anyio.to_thread
 
+from imagehost.accounts.policy import Policy
+from imagehost.accounts.principal import ANONYMOUS, Principal
 from imagehost.errors import (
     DeleteForbidden,
     FileTooLarge,
@@ -71,6 +73,8 @@ class StoredImage:
     height: int | None = None
     source_format: str | None = None
     quality: int | None = None
+    uploader_sub: str | None = None
+    uploader_name: str | None = None
 
     @property
     def extension(self) -> str:
@@ -98,6 +102,8 @@ class StoredImage:
             height=row["height"],
             source_format=row["source_format"],
             quality=row["quality"],
+            uploader_sub=row["uploader_sub"],
+            uploader_name=row["uploader_name"],
         )
 
 
@@ -129,6 +135,7 @@ class DeleteCredentials:
 
     keys: tuple[str, ...] = ()
     operator: bool = False
+    principal: Principal = ANONYMOUS
 
 
 _COLUMNS = (
@@ -143,6 +150,8 @@ _COLUMNS = (
     Image.height,
     Image.source_format,
     Image.quality,
+    Image.uploader_sub,
+    Image.uploader_name,
 )
 
 
@@ -158,9 +167,11 @@ class ImageService:
         self.settings = settings
         self.store = store
         self.workers = workers or ThreadRunner()
+        self.policy = Policy(settings)
         self.log = action_log()
 
-    async def upload(self, incoming: IncomingFile | None) -> UploadResult:
+    async def upload(self, incoming: IncomingFile | None, principal: Principal = ANONYMOUS) -> UploadResult:
+        self.policy.require_upload(principal)
         if incoming is None:
             raise NoFileGiven()
         name = clean_original_name(incoming.original_name)
@@ -177,12 +188,17 @@ class ImageService:
             settings.strip_metadata,
             settings.thumbnail_sizes,
         )
-        return await self._store(name, processed)
+        return await self._store(name, processed, principal)
 
     async def convert(
-        self, incoming: IncomingFile | None, quality: int, box: tuple[int | None, int | None]
+        self,
+        incoming: IncomingFile | None,
+        quality: int,
+        box: tuple[int | None, int | None],
+        principal: Principal = ANONYMOUS,
     ) -> UploadResult:
         """The conversion API: store the given image as a progressive JPEG fitted into `box`."""
+        self.policy.require_upload(principal)
         if incoming is None:
             raise NoFileGiven()
         name = clean_original_name(incoming.original_name)
@@ -198,7 +214,7 @@ class ImageService:
             box,
             self.settings.thumbnail_sizes,
         )
-        return await self._store(name, processed)
+        return await self._store(name, processed, principal)
 
     async def _process(self, name: str, function: Any, *args: Any) -> ProcessedImage:
         try:
@@ -208,7 +224,7 @@ class ImageService:
                 raise ServiceStopping(filename=name) from None
             raise ImageProcessingFailed(filename=name, reason=failure.reason) from None
 
-    async def _store(self, name: str, processed: ProcessedImage) -> UploadResult:
+    async def _store(self, name: str, processed: ProcessedImage, principal: Principal) -> UploadResult:
         content = processed.content
         stored_name = new_stored_name(EXTENSIONS[processed.file_format])
         delete_key = secrets.token_urlsafe(16)
@@ -226,6 +242,8 @@ class ImageService:
                     height=processed.height,
                     source_format=processed.source_format,
                     quality=processed.quality,
+                    uploader_sub=principal.sub if principal.signed_in else None,
+                    uploader_name=principal.name if principal.signed_in else None,
                 )
                 await row.save()
                 written = True  # from here on, files may exist and must be removed on failure
@@ -237,7 +255,8 @@ class ImageService:
             raise
         image = await self.get(row.id)
         made = f", converted from {processed.source_format}" if processed.source_format else ""
-        self.log.info(f"image {stored_name} uploaded ({name}, {len(content)} bytes{made}).", action="Success")
+        by = f" by {principal.name}" if principal.signed_in else ""
+        self.log.info(f"image {stored_name} uploaded{by} ({name}, {len(content)} bytes{made}).", action="Success")
         return UploadResult(image=image, delete_key=delete_key)
 
     async def regenerate_thumbnails(self, *, only_missing: bool = True) -> tuple[int, int]:
@@ -287,7 +306,13 @@ class ImageService:
             raise ImageNotFound(name=f"#{image_id}")
         return StoredImage.from_row(row)
 
-    async def find_by_name(self, stored_name: str) -> StoredImage:
+    async def view(self, image_id: int, principal: Principal = ANONYMOUS) -> StoredImage:
+        """An image for someone who wants to see or download it."""
+        self.policy.require_browse(principal)
+        return await self.get(image_id)
+
+    async def find_by_name(self, stored_name: str, principal: Principal = ANONYMOUS) -> StoredImage:
+        self.policy.require_browse(principal)
         row = await Image.select(*_COLUMNS).where(Image.stored_name == stored_name).first()
         if row is None:
             raise ImageNotFound(name=stored_name)
@@ -303,37 +328,39 @@ class ImageService:
         )
         return [StoredImage.from_row(row) for row in rows]
 
-    async def count(self) -> int:
+    async def count(self, uploader: str | None = None) -> int:
+        if uploader is not None:
+            return await Image.count().where(Image.uploader_sub == uploader)
         # Kept by a trigger (see the migrations): a count(*) would scan the whole table on every page.
         rows = await Image.raw("SELECT total FROM image_totals WHERE id = 1")
         return int(rows[0]["total"]) if rows else 0
 
-    async def page(self, page: int) -> CataloguePage:
+    async def page(self, page: int, principal: Principal = ANONYMOUS, uploader: str | None = None) -> CataloguePage:
+        """One page of the catalogue, newest first; `uploader` narrows it to one person's images
+        (anyone may list their own, only admins someone else's)."""
+        self.policy.require_browse(principal)
+        if uploader is not None and uploader != principal.sub:
+            self.policy.require_admin(principal)
         size = self.settings.page_size
-        total = await self.count()
+        total = await self.count(uploader)
         total_pages = max(1, math.ceil(total / size))
         page = max(1, page)
         offset = (page - 1) * size
+
+        def query(ascending: bool) -> Any:
+            select = Image.select(*_COLUMNS).order_by(Image.uploaded_at, Image.id, ascending=ascending)
+            return select.where(Image.uploader_sub == uploader) if uploader is not None else select
+
         if offset >= total:
             images: list[StoredImage] = []
         elif offset <= total // 2:
-            rows = await (
-                Image.select(*_COLUMNS)
-                .order_by(Image.uploaded_at, Image.id, ascending=False)
-                .limit(size)
-                .offset(offset)
-            )
+            rows = await query(ascending=False).limit(size).offset(offset)
             images = [StoredImage.from_row(row) for row in rows]
         else:
             # Pages past the middle are read from the other end of the index, so the last page
             # costs what the first one does.
             count = min(size, total - offset)
-            rows = await (
-                Image.select(*_COLUMNS)
-                .order_by(Image.uploaded_at, Image.id, ascending=True)
-                .limit(count)
-                .offset(max(0, total - offset - size))
-            )
+            rows = await query(ascending=True).limit(count).offset(max(0, total - offset - size))
             images = [StoredImage.from_row(row) for row in reversed(rows)]
         return CataloguePage(images=images, page=page, total_pages=total_pages, total_items=total)
 
@@ -342,11 +369,10 @@ class ImageService:
         if row is None:
             raise ImageNotFound(name=f"#{image_id}")
         image = StoredImage.from_row(row)
-        allowed = credentials.operator or any(
-            hmac.compare_digest(hash_key(key), row["delete_key_hash"]) for key in credentials.keys if key
-        )
-        if not allowed:
-            raise DeleteForbidden(name=image.stored_name)
+        has_key = any(hmac.compare_digest(hash_key(key), row["delete_key_hash"]) for key in credentials.keys if key)
+        principal = credentials.principal
+        if not self.policy.may_delete(principal, image.uploader_sub, has_key=has_key, operator=credentials.operator):
+            raise DeleteForbidden(name=image.stored_name, who=principal.name or "anonymous")
         deleted = await Image.delete().where(Image.id == image_id).returning(Image.id)
         if not deleted:
             raise ImageNotFound(name=f"#{image_id}")

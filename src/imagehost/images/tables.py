@@ -19,3 +19,6 @@ class Image(Table, tablename="images"):
     # Set for images made by the conversion API: what it was given, and the JPEG quality used.
     source_format = Varchar(length=8, null=True, default=None)
     quality = SmallInt(null=True, default=None)
+    # Who uploaded it (the OpenID Connect subject and display name); NULL for anonymous uploads.
+    uploader_sub = Varchar(length=255, null=True, default=None)
+    uploader_name = Varchar(length=255, null=True, default=None)

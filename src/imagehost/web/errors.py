@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException
-from litestar.response import Template
+from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from imagehost import errors
@@ -32,6 +34,11 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
     errors.ServiceStopping: 503,
     errors.InvalidParameter: 422,
     errors.Unauthorized: 401,
+    errors.SignInRequired: 401,
+    errors.ActionForbidden: 403,
+    errors.NoRoleAssigned: 403,
+    errors.SignInFailed: 400,
+    errors.SignInUnavailable: 404,
 }
 # Where htmx puts an error fragment: every page has one element with this id.
 ERROR_TARGET = "#messages"
@@ -66,8 +73,29 @@ def _translate(request: Request, error: ImageHostError) -> str:
     return translator.gettext(error.template).format(**error.params)
 
 
+def sign_in_redirect(request: Request) -> Response | None:
+    """A person (page or htmx) who must sign in is sent to /login and back; API clients get a 401."""
+    kind = representation(request)
+    if kind == "json" or request.app.state.oidc is None:
+        return None
+    back = request.headers.get("hx-current-url") if kind == "fragment" else None
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if back:
+        parts = back.split("/", 3)
+        path = "/" + parts[3] if len(parts) > 3 else "/"
+    target = f"/login?next={quote(path, safe='')}"
+    if kind == "fragment":
+        return Response("", status_code=200, headers={"HX-Redirect": target, "Vary": VARY})
+    return Redirect(target, status_code=303)
+
+
 def handle_domain_error(request: Request, error: ImageHostError) -> Response:
     status_code = STATUS_CODES.get(type(error), 400)
+    if isinstance(error, errors.SignInRequired):
+        action_log().info(error.log_line(), action="Refused")
+        redirect = sign_in_redirect(request)
+        if redirect is not None:
+            return redirect
     if status_code != 404 or isinstance(error, errors.ImageNotFound):
         action_log().error(error.log_line(), action=error.log_action)
     response = error_response(request, status_code, _translate(request, error))

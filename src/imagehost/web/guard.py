@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from litestar import Request
 
+from imagehost.accounts.session import principal_of
 from imagehost.errors import CrossSiteRequestRefused
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -32,6 +33,7 @@ def is_cross_site(request: Request) -> bool:
 async def before_request(request: Request) -> None:
     translator = request.app.state.translator
     translator.use(translator.negotiate(request))
+    request.state.principal = principal_of(request)
     if request.method not in SAFE_METHODS and is_cross_site(request):
         raise CrossSiteRequestRefused(
             method=request.method,

@@ -1,0 +1,1 @@
+"""Accounts: sign-in through OpenID Connect, roles, and who may do what."""

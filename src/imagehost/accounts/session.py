@@ -1,0 +1,63 @@
+"""The signed-in person lives in the signed, encrypted session cookie, with an idle and an absolute
+lifetime; a Bearer token (API_TOKENS) stands for a service."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from litestar import Request
+
+from imagehost.accounts.principal import ANONYMOUS, Principal, Role
+from imagehost.api.tokens import bearer_token, token_is_valid
+from imagehost.logging import action_log
+
+SESSION_USER = "user"
+SESSION_PENDING = "oidc_pending"
+# Refresh "last seen" at most this often, so that most answers leave the cookie as it is.
+SEEN_RESOLUTION_SECONDS = 60
+
+
+def remember_user(request: Request, claims: dict[str, Any], role: Role, id_token: str) -> Principal:
+    now = time.time()
+    name = str(claims.get("preferred_username") or claims.get("name") or claims.get("email") or claims["sub"])
+    user = {"sub": str(claims["sub"]), "name": name[:255], "role": int(role), "login_at": now, "seen_at": now}
+    session = {key: value for key, value in (request.session or {}).items() if key != SESSION_PENDING}
+    # The ID token is kept for the provider's logout (id_token_hint), nothing else.
+    request.set_session({**session, SESSION_USER: user, "id_token": id_token})
+    return Principal(sub=user["sub"], name=user["name"], role=role, via="session")
+
+
+def forget_user(request: Request) -> None:
+    session = dict(request.session or {})
+    for key in (SESSION_USER, "id_token", SESSION_PENDING):
+        session.pop(key, None)
+    request.set_session(session)
+
+
+def principal_of(request: Request) -> Principal:
+    """Who is asking. Expired sessions are ended here, and the end is logged."""
+    settings = request.app.state.settings
+    token = bearer_token(request)
+    if token and token_is_valid(token, settings.api_tokens):
+        return Principal(sub="token:service", name="service token", role=Role.USER, via="token")
+    if not settings.oidc_enabled or "session" not in request.scope:
+        return ANONYMOUS
+    user = (request.session or {}).get(SESSION_USER)
+    if not isinstance(user, dict):
+        return ANONYMOUS
+    now = time.time()
+    expired = ""
+    if now - float(user.get("login_at", 0)) > settings.session_absolute_seconds:
+        expired = "reached its absolute lifetime"
+    elif now - float(user.get("seen_at", 0)) > settings.session_idle_seconds:
+        expired = "was idle too long"
+    if expired:
+        action_log().info(f"session of {user.get('name')} {expired}; signed out.", action="Logout")
+        forget_user(request)
+        return ANONYMOUS
+    if now - float(user.get("seen_at", 0)) > SEEN_RESOLUTION_SECONDS:
+        request.set_session({**request.session, SESSION_USER: {**user, "seen_at": now}})
+    return Principal(
+        sub=str(user["sub"]), name=str(user.get("name", "")), role=Role(int(user.get("role", 0))), via="session"
+    )
