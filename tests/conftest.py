@@ -68,6 +68,8 @@ def settings(clean_database: str, tmp_path: Path) -> Settings:
         # Image work in threads: fast to start for each test. The isolated worker processes are
         # tested in test_workers.py, test_pipeline.py and by every live-server (stack, browser) test.
         worker_processes=0,
+        upload_rate_limit=0,
+        login_rate_limit=0,
     )
 
 

@@ -62,6 +62,10 @@ def live_app(database_url: str, workdir: Path, **settings: str) -> Iterator[Live
         "IMAGES_DIR": str(images_dir),
         "LOG_DIR": str(log_dir),
         "SECRET_KEY": "live-test-secret",
+        # The suites and the bench upload far faster than any person: no per-client limits here
+        # (tests/images/test_upload.py checks the limit itself).
+        "UPLOAD_RATE_LIMIT": "0",
+        "LOGIN_RATE_LIMIT": "0",
         **settings,
     }
     output = (workdir / "uvicorn.out").open("wb")

@@ -6,20 +6,23 @@ import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 import jinja2
-from litestar import Litestar, Router
+from litestar import Litestar, Request, Router
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.middleware.session.client_side import CookieBackendConfig
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from imagehost import __version__
-from imagehost.accounts.controllers import callback, login, logout
+from imagehost.accounts.controllers import ProfileController, callback, login, logout
 from imagehost.accounts.oidc import OIDCClient
+from imagehost.accounts.personal_tokens import PersonalTokens
 from imagehost.api.controllers import ConversionController, read_logs
 from imagehost.api.tokens import require_api_token
 from imagehost.database import connected
@@ -63,6 +66,20 @@ def template_engine(translator: Translator, settings: Settings) -> JinjaTemplate
         sign_in_enabled=settings.oidc_enabled,
     )
     return JinjaTemplateEngine.from_environment(environment)
+
+
+def _is_unsafe(request: Request) -> bool:
+    return request.method not in {"GET", "HEAD", "OPTIONS"} or request.url.path == "/login"
+
+
+def rate_limit(name: str, per_minute: int) -> list[Any]:
+    """A per-client limit with its own store; uploads count POSTs only, sign-in counts /login."""
+    if per_minute <= 0:
+        return []
+    config = RateLimitConfig(
+        rate_limit=("minute", per_minute), check_throttle_handler=_is_unsafe, store=f"{name}_rate_limit"
+    )
+    return [config.middleware]
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -113,10 +130,15 @@ def create_app(settings: Settings) -> Litestar:
             health,
             ready,
             choose_language,
-            login,
-            callback,
+            # Sign-in and uploads are limited per client address (429 with Retry-After past the limit).
+            Router(
+                path="/", route_handlers=[login, callback], middleware=rate_limit("login", settings.login_rate_limit)
+            ),
             logout,
-            UploadController,
+            ProfileController,
+            Router(
+                path="/", route_handlers=[UploadController], middleware=rate_limit("upload", settings.upload_rate_limit)
+            ),
             CatalogueController,
             DeleteController,
             # The conversion API and the log: token only, and a larger body limit on this route alone.
@@ -141,6 +163,7 @@ def create_app(settings: Settings) -> Litestar:
                 "translator": translator,
                 "image_service": service,
                 "oidc": OIDCClient(settings) if settings.oidc_enabled else None,
+                "personal_tokens": PersonalTokens(service.policy),
             }
         ),
         openapi_config=None,

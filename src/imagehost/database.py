@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from piccolo.engine.postgres import PostgresEngine
 
+from imagehost.accounts.piccolo_app import APP_CONFIG as ACCOUNTS_APP
 from imagehost.images.piccolo_app import APP_CONFIG as IMAGES_APP
 from imagehost.logging import action_log
 
-TABLES = [*IMAGES_APP.table_classes]
+TABLES = [*IMAGES_APP.table_classes, *ACCOUNTS_APP.table_classes]
 
 
 @asynccontextmanager

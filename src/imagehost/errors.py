@@ -151,3 +151,13 @@ class NoRoleAssigned(ImageHostError):
         " visitors who are not signed in can do. Ask an administrator for a role."
     )
     log_template = "{action} by {name} refused: signed in without any role."
+
+
+class TokenNotFound(ImageHostError):
+    template = N_("There is no API token {id} of yours.")
+    log_template = "API token {id} not found."
+
+
+class TokenRefused(ImageHostError):
+    template = N_("This API token is not valid: it may have been revoked.")
+    log_template = "{method} {path} refused: unknown or revoked API token."

@@ -82,6 +82,9 @@ class Settings:
     anonymous_upload: bool | None = None
     session_idle_seconds: int = 2 * 3600
     session_absolute_seconds: int = 12 * 3600
+    # Per client address and minute; 0 turns a limit off.
+    login_rate_limit: int = 20
+    upload_rate_limit: int = 60
 
     @property
     def max_request_bytes(self) -> int:
@@ -180,4 +183,7 @@ class Settings:
             values["session_idle_seconds"] = _int(env["SESSION_IDLE_MINUTES"], "SESSION_IDLE_MINUTES") * 60
         if "SESSION_ABSOLUTE_HOURS" in env:
             values["session_absolute_seconds"] = _int(env["SESSION_ABSOLUTE_HOURS"], "SESSION_ABSOLUTE_HOURS") * 3600
+        for name in ("LOGIN_RATE_LIMIT", "UPLOAD_RATE_LIMIT"):
+            if name in env:
+                values[name.lower()] = _int(env[name], name, 0)
         return cls(**values)  # type: ignore[arg-type]

@@ -305,3 +305,16 @@ def test_a_failed_database_insert_leaves_no_file(client, settings):
     assert response.status_code == 500
     assert stored_files(settings) == [first]
     assert run_sql(settings.database_url, "SELECT count(*) FROM images")[0][0] == 1
+
+
+def test_uploads_are_rate_limited_per_client_with_retry_after(make_client, settings, app_log):
+    client = make_client(upload_rate_limit=3)
+    for _ in range(3):
+        assert upload(client, png_bytes()).status_code == 201
+    assert client.get("/upload", headers=HTML).status_code == 200  # the page itself is not counted
+    refused = upload(client, png_bytes())
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) > 0
+    assert "wait" in refused.json()["error"]
+    assert len(stored_files(settings)) == 3
+    assert any("Refused: POST /upload from" in line and "rate limit" in line for line in app_log())

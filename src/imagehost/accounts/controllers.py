@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import time
 
-from litestar import Request, Response, get, route
+from litestar import Controller, Request, Response, delete, get, post, route
 from litestar.params import Parameter
 from litestar.response import Redirect
 
 from imagehost.accounts.oidc import OIDCClient, OIDCError, PendingLogin
-from imagehost.accounts.principal import Role, role_from_claims
+from imagehost.accounts.principal import Principal, Role, role_from_claims
 from imagehost.accounts.session import SESSION_PENDING, SESSION_USER, forget_user, remember_user
-from imagehost.errors import SignInFailed, SignInUnavailable
+from imagehost.errors import SignInFailed, SignInRequired, SignInUnavailable
+from imagehost.images.controllers import principal_of_request
 from imagehost.logging import action_log
+from imagehost.web.responses import representation, respond
 
 LOGIN_TIMEOUT_SECONDS = 600
 
@@ -67,6 +70,7 @@ async def callback(
         raise SignInFailed(reason=str(failure)) from None
     role = role_from_claims(signed_in.claims, request.app.state.settings)
     principal = remember_user(request, signed_in.claims, role, signed_in.id_token)
+    await request.app.state.personal_tokens.follow_role(principal)
     roles = role.name.lower() if role is not Role.NONE else "none of ours"
     action_log().info(f"{principal.name} signed in (role: {roles}).", action="Login")
     return Redirect(pending.next, status_code=303)
@@ -88,3 +92,100 @@ async def logout(request: Request) -> Response:
         except OIDCError:
             target = "/"  # the local session is over either way
     return Redirect(target, status_code=303)
+
+
+def sharex_config(site: str, token: str) -> dict[str, object]:
+    """A ShareX custom uploader (.sxcu) for this site and this token."""
+    return {
+        "Version": "15.0.0",
+        "Name": "ImageHost",
+        "DestinationType": "ImageUploader",
+        "RequestMethod": "POST",
+        "RequestURL": f"{site}/upload",
+        "Headers": {"Authorization": f"Bearer {token}", "Accept": "application/json"},
+        "Body": "MultipartFormData",
+        "FileFormName": "file",
+        "URL": "{json:url}",
+        "DeletionURL": "{json:delete_url}",
+        "ErrorMessage": "{json:error}",
+    }
+
+
+class ProfileController(Controller):
+    """The profile page: your personal API tokens (an admin sees everyone's)."""
+
+    path = "/profile"
+
+    async def _context(self, request: Request, principal: Principal) -> dict[str, object]:
+        tokens = request.app.state.personal_tokens
+        everyone = principal.is_admin
+        listed = await tokens.list(principal, owner="*" if everyone else None)
+        return {"tokens": listed, "show_owners": everyone, "created": None, "site": site_url(request)}
+
+    def _signed_in(self, request: Request) -> Principal:
+        principal = principal_of_request(request)
+        if principal.via != "session":
+            raise SignInRequired(action="open the profile")
+        return principal
+
+    @get()
+    async def profile(self, request: Request) -> Response:
+        principal = self._signed_in(request)
+        context = await self._context(request, principal)
+        return respond(
+            request,
+            page="accounts/profile.html",
+            fragment="accounts/_tokens.html",
+            context=context,
+            json=lambda: {"status": "success", "tokens": [token_json(t) for t in context["tokens"]]},
+        )
+
+    @post("/tokens")
+    async def create_token(self, request: Request) -> Response:
+        principal = self._signed_in(request)
+        form = await request.form()
+        token, info = await request.app.state.personal_tokens.create(principal, str(form.get("name") or ""))
+        context = await self._context(request, principal)
+        site = site_url(request)
+        context["created"] = {
+            "token": token,
+            "info": info,
+            "curl": f'curl -H "Authorization: Bearer {token}" -F file=@picture.png {site}/upload',
+            "sharex": json.dumps(sharex_config(site, token), indent=2),
+        }
+        return respond(
+            request,
+            page="accounts/profile.html",
+            fragment="accounts/_tokens.html",
+            context=context,
+            status_code=201,
+            json=lambda: {"status": "success", "token": token, **token_json(info)},
+        )
+
+    @post("/tokens/{token_id:int}/revoke")
+    async def revoke_from_form(self, request: Request, token_id: int) -> Response:
+        principal = self._signed_in(request)
+        await request.app.state.personal_tokens.revoke(principal, token_id)
+        if representation(request) == "page":
+            return Redirect("/profile", status_code=303)
+        return await self.profile(request)
+
+    @delete("/tokens/{token_id:int}", status_code=200)
+    async def revoke(self, request: Request, token_id: int) -> Response:
+        principal = self._signed_in(request)
+        info = await request.app.state.personal_tokens.revoke(principal, token_id)
+        if representation(request) == "json":
+            return Response({"status": "success", **token_json(info)})
+        return await self.profile(request)
+
+
+def token_json(info: object) -> dict[str, object]:
+    return {
+        "id": info.id,
+        "name": info.name,
+        "prefix": info.prefix,
+        "owner": info.owner_name,
+        "created_at": info.created_at.isoformat(),
+        "last_used_at": info.last_used_at.isoformat() if info.last_used_at else None,
+        "revoked": info.revoked_at is not None,
+    }

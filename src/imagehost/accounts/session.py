@@ -7,9 +7,11 @@ import time
 from typing import Any
 
 from litestar import Request
+from litestar.connection import ASGIConnection
 
 from imagehost.accounts.principal import ANONYMOUS, Principal, Role
 from imagehost.api.tokens import bearer_token, token_is_valid
+from imagehost.errors import TokenRefused
 from imagehost.logging import action_log
 
 SESSION_USER = "user"
@@ -35,12 +37,32 @@ def forget_user(request: Request) -> None:
     request.set_session(session)
 
 
-def principal_of(request: Request) -> Principal:
-    """Who is asking. Expired sessions are ended here, and the end is logged."""
+SERVICE = Principal(sub="token:service", name="service token", role=Role.USER, via="token")
+
+
+async def resolve_principal(connection: ASGIConnection) -> Principal:
+    """Who is asking, worked out once per request (guards and handlers share it)."""
+    cached = getattr(connection.state, "principal", None)
+    if cached is None:
+        cached = await _principal_of(connection)
+        connection.state.principal = cached
+    return cached
+
+
+async def _principal_of(request: ASGIConnection) -> Principal:
+    """A Bearer token (a service token, or a personal one that is not revoked), else the session.
+    Expired sessions are ended here, and the end is logged."""
     settings = request.app.state.settings
     token = bearer_token(request)
-    if token and token_is_valid(token, settings.api_tokens):
-        return Principal(sub="token:service", name="service token", role=Role.USER, via="token")
+    if token:
+        if token_is_valid(token, settings.api_tokens):
+            return SERVICE
+        if settings.admin_token and token_is_valid(token, (settings.admin_token,)):
+            return ANONYMOUS  # the operator token is checked where it counts (deletes)
+        personal = await request.app.state.personal_tokens.authenticate(token)
+        if personal is None:
+            raise TokenRefused(method=request.scope.get("method", ""), path=request.url.path)
+        return personal
     if not settings.oidc_enabled or "session" not in request.scope:
         return ANONYMOUS
     user = (request.session or {}).get(SESSION_USER)

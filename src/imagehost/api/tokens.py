@@ -25,8 +25,11 @@ def token_is_valid(offered: str, tokens: tuple[str, ...]) -> bool:
     return valid and bool(offered)
 
 
-def require_api_token(connection: ASGIConnection, _handler: Any = None) -> None:
-    """Litestar guard for the API routes: 401 unless the request carries one of the API_TOKENS."""
-    tokens = connection.app.state.settings.api_tokens
-    if not token_is_valid(bearer_token(connection), tokens):
+async def require_api_token(connection: ASGIConnection, _handler: Any = None) -> None:
+    """Litestar guard for the API routes: 401 unless the request carries a valid token, one of
+    API_TOKENS or a personal token (which then acts with its owner's role)."""
+    from imagehost.accounts.session import resolve_principal
+
+    principal = await resolve_principal(connection)
+    if principal.via != "token":
         raise Unauthorized(method=connection.scope.get("method", ""), path=connection.url.path)

@@ -35,6 +35,8 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
     errors.InvalidParameter: 422,
     errors.Unauthorized: 401,
     errors.SignInRequired: 401,
+    errors.TokenRefused: 401,
+    errors.TokenNotFound: 404,
     errors.ActionForbidden: 403,
     errors.NoRoleAssigned: 403,
     errors.SignInFailed: 400,
@@ -52,6 +54,7 @@ DATABASE_OUTAGES = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.InternalClientError,  # a connection the server dropped mid-operation
 )
+TOO_MANY_REQUESTS = N_("Too many requests from your address: please wait {seconds} seconds and try again.")
 GENERIC_CLIENT_ERROR = N_("The request could not be understood.")
 
 
@@ -99,7 +102,7 @@ def handle_domain_error(request: Request, error: ImageHostError) -> Response:
     if status_code != 404 or isinstance(error, errors.ImageNotFound):
         action_log().error(error.log_line(), action=error.log_action)
     response = error_response(request, status_code, _translate(request, error))
-    if status_code == 401:
+    if status_code == 401 and not isinstance(error, errors.SignInRequired):
         response.headers["WWW-Authenticate"] = 'Bearer realm="ImageHost API"'
     return response
 
@@ -113,9 +116,25 @@ def handle_http_error(request: Request, error: HTTPException) -> Response:
         return handle_domain_error(request, errors.RequestTooLarge(limit=limit))
     translator = request.app.state.translator
     translator.use(translator.negotiate(request))
+    if error.status_code == 429:
+        return too_many_requests(request, error)
     action_log().error(f"{request.method} {request.url.path} refused: {error.detail}.", action="Error")
     message = translator.gettext(GENERIC_CLIENT_ERROR) if error.status_code < 500 else translator.gettext(UNEXPECTED)
     return error_response(request, error.status_code, message)
+
+
+def too_many_requests(request: Request, error: HTTPException) -> Response:
+    headers = dict(error.headers or {})
+    retry_after = headers.get("RateLimit-Reset", "60")
+    action_log().info(
+        f"{request.method} {request.url.path} from {request.client.host if request.client else '?'} refused:"
+        f" rate limit, retry in {retry_after} s.",
+        action="Refused",
+    )
+    message = request.app.state.translator.gettext(TOO_MANY_REQUESTS).format(seconds=retry_after)
+    response = error_response(request, 429, message)
+    response.headers.update({**headers, "Retry-After": str(retry_after)})
+    return response
 
 
 def handle_unexpected(request: Request, error: Exception) -> Response:

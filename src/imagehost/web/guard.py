@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from litestar import Request
 
-from imagehost.accounts.session import principal_of
+from imagehost.accounts.session import resolve_principal
 from imagehost.errors import CrossSiteRequestRefused
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -33,7 +33,7 @@ def is_cross_site(request: Request) -> bool:
 async def before_request(request: Request) -> None:
     translator = request.app.state.translator
     translator.use(translator.negotiate(request))
-    request.state.principal = principal_of(request)
+    await resolve_principal(request)
     if request.method not in SAFE_METHODS and is_cross_site(request):
         raise CrossSiteRequestRefused(
             method=request.method,

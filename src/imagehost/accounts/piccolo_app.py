@@ -1,0 +1,15 @@
+from pathlib import Path
+
+from piccolo.conf.apps import AppConfig
+
+from imagehost.accounts.tables import ApiToken
+
+MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations" / "accounts"
+
+APP_CONFIG = AppConfig(
+    app_name="accounts",
+    migrations_folder_path=str(MIGRATIONS),
+    table_classes=[ApiToken],
+    migration_dependencies=[],
+    commands=[],
+)
