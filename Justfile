@@ -58,3 +58,7 @@ thumbnails *ARGS: install
         export DATABASE_URL="$({{python}} -c 'from pathlib import Path; from imagehost.devdb import start_embedded_postgres; print(start_embedded_postgres(Path("var/postgres")))')"
     fi
     {{python}} -m imagehost thumbnails {{ARGS}}
+
+# Fuzz the image pipeline for SECONDS (CI: 60); failing inputs are kept in tests/fuzz/regressions/
+fuzz SECONDS="60": install
+    {{python}} tests/fuzz/run.py {{SECONDS}}

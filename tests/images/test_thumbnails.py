@@ -33,31 +33,44 @@ def test_thumbnails_are_webp_in_every_size_never_upscaled(client, settings):
             assert thumbnail.size == (int(size), int(size) // 2)
             assert not thumbnail.getexif()  # no metadata at all
             assert "icc_profile" not in thumbnail.info and "xmp" not in thumbnail.info
+    # Never upscaled, and never a copy as large as the image: a small image's links are the original.
     small = upload(client, png_bytes(100, 50), "small.png").json()
-    for size in (160, 480, 1280):
-        with served_image(client, f"/images/thumbs/{size}/{small['filename']}.webp") as thumbnail:
-            assert thumbnail.size == (100, 50)  # never upscaled
+    listed = client.get("/images-list").json()["data"][0]
+    assert listed["thumbnails"] == {"160": small["url"], "480": small["url"], "1280": small["url"]}
+    assert not list((settings.images_dir / "thumbs").rglob(f"{small['filename']}.webp"))
+    medium = upload(client, png_bytes(600, 300), "medium.png").json()
+    made = sorted(p.parent.name for p in (settings.images_dir / "thumbs").rglob(f"{medium['filename']}.webp"))
+    assert made == ["160", "480"]
 
 
 def test_exif_orientation_is_applied_to_thumbnails_and_dimensions(client):
-    body = upload(client, (CORPUS / "accepted" / "hopper_orientation_6.jpg").read_bytes(), "rotated.jpg").json()
-    with PILImage.open(CORPUS / "accepted" / "hopper_orientation_6.jpg") as original:
+    # 400 x 200 stored, shown turned a quarter (orientation 6): 200 wide, 400 high.
+    stored = PILImage.new("RGB", (400, 200), (0, 0, 255))
+    stored.paste((255, 0, 0), (0, 0, 40, 40))  # a red corner, top-left as stored
+    exif = PILImage.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    stored.save(buffer, "JPEG", exif=exif, quality=95)
+    body = upload(client, buffer.getvalue(), "rotated.jpg").json()
+    with PILImage.open(io.BytesIO(buffer.getvalue())) as original:
         upright = ImageOps.exif_transpose(original)
-        assert (body["width"], body["height"]) == upright.size
-        with served_image(client, f"/images/thumbs/160/{body['filename']}.webp") as thumbnail:
-            assert thumbnail.size == upright.size  # 128 px: not upscaled
-            # The top-left corner of the upright original and of the thumbnail look alike.
-            expected = upright.convert("RGB").resize((8, 8)).getpixel((0, 0))
-            found = thumbnail.convert("RGB").resize((8, 8)).getpixel((0, 0))
-            assert sum(abs(a - b) for a, b in zip(expected, found, strict=True)) < 60
+    assert (body["width"], body["height"]) == upright.size == (200, 400)
+    with served_image(client, f"/images/thumbs/160/{body['filename']}.webp") as thumbnail:
+        assert thumbnail.size == (80, 160)
+        # The red corner sits where the upright image has it (top-right after a quarter turn).
+        small = thumbnail.convert("RGB").resize((2, 4))
+        reference = upright.convert("RGB").resize((2, 4))
+        for xy in ((0, 0), (1, 0)):
+            expected, found = reference.getpixel(xy), small.getpixel(xy)
+            assert sum(abs(a - b) for a, b in zip(expected, found, strict=True)) < 90
 
 
 def test_animated_gif_gets_a_first_frame_thumbnail(client):
     path = CORPUS / "accepted" / "iss634.gif"
     body = upload(client, path.read_bytes(), path.name).json()
-    with served_image(client, f"/images/thumbs/480/{body['filename']}.webp") as thumbnail:
+    with served_image(client, f"/images/thumbs/160/{body['filename']}.webp") as thumbnail:
         assert getattr(thumbnail, "n_frames", 1) == 1
-        assert thumbnail.size == (245, 245)
+        assert thumbnail.size == (160, 160)
     with served_image(client, body["url"]) as original:
         assert original.n_frames == 42  # the original keeps its animation
 
@@ -131,13 +144,13 @@ def test_image_page_shows_the_large_thumbnail_link_and_snippets(client):
 
 def test_deleting_removes_the_thumbnails_too(client, settings):
     body = upload(client, png_bytes(500, 500)).json()
-    assert len(list((settings.images_dir / "thumbs").rglob("*.webp"))) == 3
+    assert len(list((settings.images_dir / "thumbs").rglob("*.webp"))) == 2  # 160 and 480
     client.delete(body["delete_url"].replace("http://testserver.local", ""))
     assert list((settings.images_dir / "thumbs").rglob("*.webp")) == []
 
 
 def test_the_regenerate_command_makes_missing_thumbnails(client, settings):
-    bodies = [upload(client, png_bytes(400, 300, (i, 50, 50))).json() for i in range(3)]
+    bodies = [upload(client, png_bytes(1400, 300, (i, 50, 50))).json() for i in range(3)]
     for thumbnail in (settings.images_dir / "thumbs").rglob("*.webp"):
         thumbnail.unlink()
     env = {

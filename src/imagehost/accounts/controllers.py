@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from litestar import Controller, Request, Response, delete, get, post, route
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import Parameter
 from litestar.response import Redirect
 
@@ -76,7 +76,8 @@ async def callback(
     return Redirect(pending.next, status_code=303)
 
 
-@route("/logout", http_method=["GET", "POST"])
+# POST only: the CSRF guard checks unsafe methods, and a GET could be triggered by any other site.
+@post("/logout", status_code=303)
 async def logout(request: Request) -> Response:
     session = request.session or {}
     user = session.get(SESSION_USER) or {}

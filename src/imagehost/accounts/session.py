@@ -16,7 +16,8 @@ from imagehost.logging import action_log
 
 SESSION_USER = "user"
 SESSION_PENDING = "oidc_pending"
-# Refresh "last seen" at most this often, so that most answers leave the cookie as it is.
+# Refresh "last seen" at most this often, so that most answers leave the cookie as it is (and more
+# often for short idle lifetimes: a resolution as long as the lifetime would end active sessions).
 SEEN_RESOLUTION_SECONDS = 60
 
 
@@ -31,9 +32,12 @@ def remember_user(request: Request, claims: dict[str, Any], role: Role, id_token
 
 
 def forget_user(request: Request) -> None:
+    """End the signed-in session; the person's uploads leave this browser's recent list too."""
     session = dict(request.session or {})
     for key in (SESSION_USER, "id_token", SESSION_PENDING):
         session.pop(key, None)
+    if "uploads" in session:
+        session["uploads"] = [entry for entry in session["uploads"] if len(entry) < 4 or not entry[3]]
     request.set_session(session)
 
 
@@ -78,7 +82,7 @@ async def _principal_of(request: ASGIConnection) -> Principal:
         action_log().info(f"session of {user.get('name')} {expired}; signed out.", action="Logout")
         forget_user(request)
         return ANONYMOUS
-    if now - float(user.get("seen_at", 0)) > SEEN_RESOLUTION_SECONDS:
+    if now - float(user.get("seen_at", 0)) > min(SEEN_RESOLUTION_SECONDS, settings.session_idle_seconds / 10):
         request.set_session({**request.session, SESSION_USER: {**user, "seen_at": now}})
     return Principal(
         sub=str(user["sub"]), name=str(user.get("name", "")), role=Role(int(user.get("role", 0))), via="session"

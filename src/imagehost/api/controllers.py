@@ -43,8 +43,9 @@ class ConversionController(Controller):
         form = await request.form()
         quality = _optional(form, "quality", 1, 95) or images.settings.default_quality
         box = (_optional(form, "x", 1, BOX_MAX), _optional(form, "y", 1, BOX_MAX))
-        incoming = await uploaded_file(form, images.settings.api_max_upload_bytes)
-        result = await images.convert(incoming, quality, box, principal_of_request(request))
+        async with images.intake:
+            incoming = await uploaded_file(form, images.settings.api_max_upload_bytes)
+            result = await images.convert(incoming, quality, box, principal_of_request(request))
         image = result.image
         return Response(
             {

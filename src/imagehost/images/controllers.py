@@ -13,6 +13,7 @@ from litestar.response import File, Redirect
 from imagehost.accounts.principal import ANONYMOUS, Principal
 from imagehost.errors import ImageNotFound
 from imagehost.images.inspection import CONTENT_TYPES, EXTENSIONS
+from imagehost.images.pipeline import sizes_below
 from imagehost.images.service import DeleteCredentials, ImageService, IncomingFile, StoredImage
 from imagehost.images.storage import is_stored_name
 from imagehost.web.responses import representation, respond
@@ -53,31 +54,38 @@ class Links:
     def thumbnail_sizes(self) -> tuple[int, ...]:
         return self.service.settings.thumbnail_sizes
 
+    def sizes_for(self, image: StoredImage) -> tuple[int, ...]:
+        """The thumbnails this image has: those smaller than its long side (unknown size: all)."""
+        if not image.width or not image.height:
+            return self.thumbnail_sizes
+        return sizes_below(self.thumbnail_sizes, image.width, image.height)
+
     def thumbnail(self, image: StoredImage, size: int) -> str:
-        """The thumbnail at `size`, or the original when thumbnails are turned off."""
-        if size not in self.thumbnail_sizes:
+        """The thumbnail at `size`, or the original when there is none that large (or none at all)."""
+        if size not in self.sizes_for(image):
             return self.image(image)
         base = self.image(image).rsplit("/images/", 1)[0]
         return f"{base}/images/thumbs/{size}/{image.stored_name}.webp"
 
     def preview(self, image: StoredImage, wanted: int = 480) -> str:
-        """The thumbnail closest to `wanted` px (the original when thumbnails are off)."""
-        if not self.thumbnail_sizes:
-            return self.image(image)
-        return self.thumbnail(image, min(self.thumbnail_sizes, key=lambda size: abs(size - wanted)))
+        """The smallest thumbnail at least `wanted` px on its long side, else the original (an
+        image no larger than that has no such thumbnail, and is itself the right size)."""
+        large_enough = [size for size in self.sizes_for(image) if size >= wanted]
+        return self.thumbnail(image, min(large_enough)) if large_enough else self.image(image)
 
     def srcset(self, image: StoredImage) -> str:
-        """Each thumbnail with its real width (thumbnails are never upscaled)."""
+        """Each thumbnail with its real width, and the original last."""
         entries = []
         long_side = max(image.width or 0, image.height or 0)
-        for size in self.thumbnail_sizes:
-            shown = min(size, long_side) if long_side else size
-            width = round((image.width or shown) * shown / long_side) if long_side else size
+        for size in self.sizes_for(image):
+            width = round((image.width or size) * size / long_side) if long_side else size
             entries.append(f"{self.thumbnail(image, size)} {max(1, width)}w")
+        if image.width:
+            entries.append(f"{self.image(image)} {image.width}w")
         return ", ".join(entries)
 
     def thumbnails(self, image: StoredImage) -> dict[str, str]:
-        return {str(size): self.thumbnail(image, size) for size in self.thumbnail_sizes}
+        return {str(size): self.thumbnail(image, size) for size in self.thumbnail_sizes}  # originals above
 
 
 def principal_of_request(request: Request) -> Principal:
@@ -114,14 +122,19 @@ def deletable(request: Request, images: ImageService, shown: list[StoredImage]) 
 
 
 def remembered_keys(request: Request) -> dict[int, str]:
-    """This browser's uploads: id -> delete key, from its signed session cookie."""
+    """This browser's anonymous uploads: id -> delete key, from its signed session cookie."""
     entries = request.session.get(SESSION_UPLOADS, []) if request.session else []
-    return {int(entry[0]): str(entry[2]) for entry in entries if len(entry) == 3}
+    return {int(entry[0]): str(entry[2]) for entry in entries if len(entry) >= 3 and entry[2]}
 
 
 def remember_upload(request: Request, image: StoredImage, delete_key: str, keep: int) -> None:
+    """Remember an upload for "your recent uploads". The delete key is kept only for anonymous
+    uploads: a signed-in person deletes by ownership, and a key left in the browser would let the
+    next person on it delete their images after they signed out."""
+    principal = principal_of_request(request)
+    owner = principal.sub if principal.signed_in else ""
     entries = [entry for entry in request.session.get(SESSION_UPLOADS, []) if entry[0] != image.id]
-    entries.insert(0, [image.id, image.stored_name, delete_key])
+    entries.insert(0, [image.id, image.stored_name, "" if owner else delete_key, owner or ""])
     request.set_session({**request.session, SESSION_UPLOADS: entries[:keep]})
 
 
@@ -130,6 +143,13 @@ def forget_upload(request: Request, image_id: int) -> None:
     if any(entry[0] == image_id for entry in entries):
         kept = [entry for entry in entries if entry[0] != image_id]
         request.set_session({**request.session, SESSION_UPLOADS: kept})
+
+
+def recent_ids(request: Request) -> list[int]:
+    """The uploads this browser lists as its own: anonymous ones, and the signed-in person's."""
+    principal = principal_of_request(request)
+    entries = request.session.get(SESSION_UPLOADS, []) if request.session else []
+    return [int(e[0]) for e in entries if len(e) < 4 or not e[3] or e[3] == principal.sub]
 
 
 async def uploaded_file(form: Any, limit: int) -> IncomingFile | None:
@@ -166,8 +186,7 @@ class UploadController(Controller):
     @get()
     async def upload_page(self, request: Request, images: ImageService) -> Response:
         images.policy.require_upload(principal_of_request(request))
-        keys = remembered_keys(request)
-        recent = await images.some(keys)
+        recent = await images.some(recent_ids(request))
         return respond(
             request,
             page="upload/index.html",
@@ -179,9 +198,10 @@ class UploadController(Controller):
     @post()
     async def upload(self, request: Request, images: ImageService) -> Response:
         form = await request.form()
-        result = await images.upload(
-            await uploaded_file(form, images.settings.max_upload_bytes), principal_of_request(request)
-        )
+        async with images.intake:
+            result = await images.upload(
+                await uploaded_file(form, images.settings.max_upload_bytes), principal_of_request(request)
+            )
         remember_upload(request, result.image, result.delete_key, images.settings.recent_uploads_kept)
         links = Links(request, images)
         image = result.image
@@ -189,7 +209,7 @@ class UploadController(Controller):
             "result": result,
             "image": image,
             "links": links,
-            "recent": await images.some(remembered_keys(request)),
+            "recent": await images.some(recent_ids(request)),
         }
         return respond(
             request,

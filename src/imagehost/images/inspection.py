@@ -82,6 +82,10 @@ def decode_checked(
             first_frame = image.copy()
             if all_frames and frames > 1:
                 for frame in ImageSequence.Iterator(image):
+                    # Pillow widens the canvas for a frame that reaches past the GIF's logical screen.
+                    if frame.width * frame.height * frames > max_pixels:
+                        pixels = f"{frame.width * frame.height * frames:,}"
+                        raise TooManyPixels(filename=filename, pixels=pixels, limit=f"{max_pixels:,}")
                     frame.load()
     except UnidentifiedImageError:
         if any(content.startswith(SIGNATURES[name]) for name in allowed if name in SIGNATURES):

@@ -9,11 +9,13 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 
-from PIL import Image, ImageOps
+from PIL import Image
 
+from imagehost.errors import TooManyPixels, UndecodableImage
 from imagehost.images.inspection import decode_checked
 
 API_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
+JPEG_MAX_SIDE = 65_500  # libjpeg writes no longer side
 THUMBNAIL_QUALITY = 80
 # EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose does).
 UPRIGHT = {
@@ -43,8 +45,14 @@ def upright(image: Image.Image, orientation: int) -> Image.Image:
     return image.transpose(method) if method is not None else image
 
 
+def sizes_below(sizes: tuple[int, ...], width: int, height: int) -> tuple[int, ...]:
+    """The thumbnail sizes worth making: smaller than the image's long side. A size at or above it
+    would only re-encode the whole image; links to it use the original instead (see Links)."""
+    return tuple(size for size in sizes if size < max(width, height))
+
+
 def make_thumbnails(image: Image.Image, sizes: tuple[int, ...]) -> dict[int, bytes]:
-    """WebP thumbnails, never upscaled, each made from the next larger one (cheaper than from the full image).
+    """WebP thumbnails, each made from the next larger one (cheaper than from the full image).
 
     They carry no metadata: nothing but the pixels is passed to the encoder.
     """
@@ -82,9 +90,11 @@ def process_upload(
         try:
             stored = strip_metadata(stored, facts.file_format)
         except ValueError:
-            from imagehost.errors import UndecodableImage
-
             raise UndecodableImage(filename=filename) from None
+        if facts.file_format == "GIF" and len(stored) != facts.logical_size:
+            # Pillow's GIF decoder reads on past a frame's last data block, so a damaged frame can
+            # borrow the bytes of a block that stripping dropped: check that what is stored decodes.
+            decode_checked(stored, filename, allowed, max_pixels)
     shown = upright(decoded.first_frame, decoded.orientation)
     width, height = (facts.height, facts.width) if decoded.orientation in {5, 6, 7, 8} else (facts.width, facts.height)
     return ProcessedImage(
@@ -92,7 +102,7 @@ def process_upload(
         width=width,
         height=height,
         content=stored,
-        thumbnails=make_thumbnails(shown, thumbnail_sizes),
+        thumbnails=make_thumbnails(shown, sizes_below(thumbnail_sizes, width, height)),
     )
 
 
@@ -108,8 +118,16 @@ def convert_for_api(
     wanted = max((side for side in box if side), default=None)
     decoded = decode_checked(content, filename, API_FORMATS, max_pixels, draft_to=wanted, all_frames=False)
     image = upright(decoded.first_frame, decoded.orientation)
-    if box[0] or box[1]:
-        image = ImageOps.contain(image, (box[0] or 10**6, box[1] or 10**6), Image.Resampling.LANCZOS)
+    width, height = fitted(image.size, box)
+    # Scaling up can ask for far more pixels than the file had, or a side longer than JPEG allows.
+    if width * height > max_pixels:
+        raise TooManyPixels(filename=filename, pixels=f"{width * height:,}", limit=f"{max_pixels:,}")
+    if max(width, height) > JPEG_MAX_SIDE:
+        raise TooManyPixels(
+            filename=filename, pixels=f"{width:,} x {height:,}", limit=f"{JPEG_MAX_SIDE:,} x {JPEG_MAX_SIDE:,}"
+        )
+    if (width, height) != image.size:
+        image = image.resize((width, height), Image.Resampling.LANCZOS)
     if image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         flat = Image.new("RGB", rgba.size, (255, 255, 255))
@@ -124,10 +142,18 @@ def convert_for_api(
         width=image.width,
         height=image.height,
         content=buffer.getvalue(),
-        thumbnails=make_thumbnails(image, thumbnail_sizes),
+        thumbnails=make_thumbnails(image, sizes_below(thumbnail_sizes, image.width, image.height)),
         source_format=decoded.facts.file_format,
         quality=quality,
     )
+
+
+def fitted(size: tuple[int, int], box: tuple[int | None, int | None]) -> tuple[int, int]:
+    """`size` scaled to fit `box`, proportions kept, at least 1 px a side; a side left out does not limit."""
+    if not (box[0] or box[1]):
+        return size
+    scale = min(side / length for side, length in zip(box, size, strict=True) if side)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
 def thumbnails_for_stored(
@@ -135,4 +161,7 @@ def thumbnails_for_stored(
 ) -> dict[int, bytes]:
     """Thumbnails for a file already in the store (the regenerate command)."""
     decoded = decode_checked(content, stored_name, ("JPEG", "PNG", "GIF"), max_pixels, draft_to=max(sizes))
-    return make_thumbnails(upright(decoded.first_frame, decoded.orientation), sizes)
+    facts = decoded.facts
+    return make_thumbnails(
+        upright(decoded.first_frame, decoded.orientation), sizes_below(sizes, facts.width, facts.height)
+    )

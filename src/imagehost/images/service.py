@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import math
@@ -25,7 +26,7 @@ from imagehost.errors import (
     ServiceStopping,
 )
 from imagehost.images.inspection import CONTENT_TYPES, EXTENSIONS
-from imagehost.images.pipeline import ProcessedImage, convert_for_api, process_upload
+from imagehost.images.pipeline import ProcessedImage, convert_for_api, process_upload, sizes_below
 from imagehost.images.storage import ImageStore, new_stored_name
 from imagehost.images.tables import Image
 from imagehost.images.workers import WorkerFailed
@@ -168,6 +169,9 @@ class ImageService:
         self.store = store
         self.workers = workers or ThreadRunner()
         self.policy = Policy(settings)
+        # Uploads read into memory and processed at once: about two per worker. The others wait
+        # with their bodies still spooled to disk by Litestar, so memory stays bounded under load.
+        self.intake = asyncio.Semaphore(2 * max(settings.worker_processes, 2))
         self.log = action_log()
 
     async def upload(self, incoming: IncomingFile | None, principal: Principal = ANONYMOUS) -> UploadResult:
@@ -271,7 +275,7 @@ class ImageService:
         last_id = 0
         while True:
             rows = await (
-                Image.select(Image.id, Image.stored_name, Image.original_name)
+                Image.select(Image.id, Image.stored_name, Image.original_name, Image.width, Image.height)
                 .where(Image.id > last_id)
                 .order_by(Image.id)
                 .limit(500)
@@ -282,7 +286,8 @@ class ImageService:
                 last_id = row["id"]
                 looked += 1
                 present = set(self.store.thumbnail_sizes_present(row["stored_name"]))
-                missing = tuple(size for size in wanted if not only_missing or size not in present)
+                due = sizes_below(wanted, row["width"], row["height"]) if row["width"] else wanted
+                missing = tuple(size for size in due if not only_missing or size not in present)
                 path = self.store.path_of(row["stored_name"])
                 if not missing or not path.is_file():
                     continue
@@ -379,8 +384,13 @@ class ImageService:
         # The row goes first: a crash between the two steps leaves an orphan file (found by the
         # consistency check), never a row whose link is dead.
         await anyio.to_thread.run_sync(self.store.remove, image.stored_name)
-        who = "operator" if credentials.operator else "uploader"
-        self.log.info(f"image {image.stored_name} deleted by its {who} ({image.original_name}).", action="Success")
+        if credentials.operator:
+            who = "the operator"
+        elif principal.signed_in:
+            who = principal.name
+        else:
+            who = "its uploader"
+        self.log.info(f"image {image.stored_name} deleted by {who} ({image.original_name}).", action="Success")
         return image
 
     def url_of(self, image: StoredImage, request_base: str) -> str:

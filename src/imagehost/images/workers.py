@@ -130,8 +130,13 @@ class WorkerPool:
             raise RuntimeError("start the worker pool before running tasks on it")
         if self._closed:
             raise _closed_error()
-        request = pickle.dumps((function, args), protocol=5)  # unpicklable arguments fail here, in the caller
         worker = await self._acquire()
+        # Pickled only once a worker is free: a task waiting in line holds no second copy of its bytes.
+        try:
+            request = pickle.dumps((function, args), protocol=5)
+        except BaseException:  # unpicklable arguments: the worker never saw them and stays healthy
+            self._hand_back(worker, healthy=True)
+            raise
         self._busy.add(worker)
         try:
             kind, body = await self._exchange(worker, request)

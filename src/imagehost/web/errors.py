@@ -82,7 +82,9 @@ def sign_in_redirect(request: Request) -> Response | None:
     if kind == "json" or request.app.state.oidc is None:
         return None
     back = request.headers.get("hx-current-url") if kind == "fragment" else None
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    # The raw path: Litestar's own drops a trailing slash (/images/ would come back as /images).
+    raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+    path = raw_path.split("?")[0] + (f"?{request.url.query}" if request.url.query else "")
     if back:
         parts = back.split("/", 3)
         path = "/" + parts[3] if len(parts) > 3 else "/"
