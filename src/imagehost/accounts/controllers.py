@@ -131,7 +131,9 @@ class ProfileController(Controller):
 
     @get()
     async def profile(self, request: Request) -> Response:
-        principal = self._signed_in(request)
+        return await self._render(request, self._signed_in(request))
+
+    async def _render(self, request: Request, principal: Principal) -> Response:
         context = await self._context(request, principal)
         return respond(
             request,
@@ -169,7 +171,7 @@ class ProfileController(Controller):
         await request.app.state.personal_tokens.revoke(principal, token_id)
         if representation(request) == "page":
             return Redirect("/profile", status_code=303)
-        return await self.profile(request)
+        return await self._render(request, principal)
 
     @delete("/tokens/{token_id:int}", status_code=200)
     async def revoke(self, request: Request, token_id: int) -> Response:
@@ -177,7 +179,7 @@ class ProfileController(Controller):
         info = await request.app.state.personal_tokens.revoke(principal, token_id)
         if representation(request) == "json":
             return Response({"status": "success", **token_json(info)})
-        return await self.profile(request)
+        return await self._render(request, principal)
 
 
 def token_json(info: object) -> dict[str, object]:

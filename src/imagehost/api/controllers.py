@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Controller, Request, Response, get, post
 from litestar.response import File
 
+from imagehost.accounts.session import SERVICE
 from imagehost.errors import ImageNotFound, InvalidParameter
 from imagehost.images.controllers import IMAGE_SECURITY_HEADERS, Links, principal_of_request, uploaded_file
 from imagehost.images.service import ImageService
@@ -75,6 +76,10 @@ class ConversionController(Controller):
 
 @get("/logs", media_type="text/plain")
 async def read_logs(request: Request, limit: str | None = None) -> str:
+    """The log names people: service tokens (API_TOKENS) and admins' tokens may read it."""
+    principal = principal_of_request(request)
+    if principal.sub != SERVICE.sub:
+        request.app.state.image_service.policy.require_admin(principal)
     count = LOG_LIMIT_DEFAULT if limit is None else _whole_number("limit", limit, 1, LOG_LIMIT_MAX)
     lines = tail_lines(request.app.state.settings.log_dir / "app.log", count)
     return "\n".join(lines) + ("\n" if lines else "")

@@ -1,0 +1,232 @@
+"""Every route of the app, walked as every kind of caller, with the answer each must get.
+
+The list of routes comes from the app itself: a new route without an entry here fails the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+from litestar.routes import HTTPRoute
+
+from tests.conftest import png_bytes
+
+SERVICE_TOKEN = "matrix-service-token"
+ACTORS = ("anonymous", "viewer", "user", "admin", "token", "revoked", "service")
+JSON = {"Accept": "application/json"}
+
+
+@dataclass
+class World:
+    """What the walk needs: an image by someone else, fresh images to delete, tokens to revoke."""
+
+    client: object
+    cookies: dict[str, list]
+    tokens: dict[str, str]
+    image: dict
+    fresh: Callable[[], dict]
+    user_token_id: Callable[[], int]
+
+
+@dataclass
+class Case:
+    method: str
+    path: str  # the route as the app declares it
+    url: Callable[[World], str]
+    expect: dict[str, int]  # actor -> status
+    data: dict | None = None
+    files: Callable[[], dict] | None = None
+    headers: dict = field(default_factory=lambda: dict(JSON))
+
+
+def everyone(status: int, **others: int) -> dict[str, int]:
+    return {actor: others.get(actor, status) for actor in ACTORS}
+
+
+BROWSE = everyone(200, anonymous=401, revoked=401)
+PUBLIC = everyone(200, revoked=401)  # a wrong token is refused wherever it is shown
+
+CASES = [
+    Case("GET", "/", lambda w: "/", PUBLIC),
+    Case("GET", "/health", lambda w: "/health", PUBLIC),
+    Case("GET", "/ready", lambda w: "/ready", PUBLIC),
+    Case("GET", "/language/{code:str}", lambda w: "/language/ru", everyone(303, revoked=401)),
+    Case("GET", "/login", lambda w: "/login", everyone(303, revoked=401)),
+    Case("GET", "/auth/callback", lambda w: "/auth/callback?state=forged&code=forged", everyone(400, revoked=401)),
+    Case("POST", "/logout", lambda w: "/logout", everyone(303, revoked=401)),
+    Case("GET", "/profile", lambda w: "/profile", everyone(200, anonymous=401, token=401, revoked=401, service=401)),
+    Case(
+        "POST",
+        "/profile/tokens",
+        lambda w: "/profile/tokens",
+        everyone(201, anonymous=401, token=401, revoked=401, service=401),
+        data={"name": "matrix"},
+    ),
+    Case(
+        "POST",
+        "/profile/tokens/{token_id:int}/revoke",
+        lambda w: f"/profile/tokens/{w.user_token_id()}/revoke",
+        everyone(200, anonymous=401, viewer=404, token=401, revoked=401, service=401),
+    ),
+    Case(
+        "DELETE",
+        "/profile/tokens/{token_id:int}",
+        lambda w: f"/profile/tokens/{w.user_token_id()}",
+        everyone(200, anonymous=401, viewer=404, token=401, revoked=401, service=401),
+    ),
+    Case("GET", "/upload", lambda w: "/upload", everyone(200, anonymous=401, viewer=403, revoked=401)),
+    Case(
+        "POST",
+        "/upload",
+        lambda w: "/upload",
+        everyone(201, anonymous=401, viewer=403, revoked=401),
+        files=lambda: {"file": ("m.png", png_bytes())},
+    ),
+    Case("GET", "/images", lambda w: "/images/", BROWSE),
+    Case("GET", "/images-list", lambda w: "/images-list", BROWSE),
+    Case("GET", "/images/{stored_name:str}", lambda w: f"/images/{w.image['filename']}", PUBLIC),
+    Case("HEAD", "/images/{stored_name:str}", lambda w: f"/images/{w.image['filename']}", PUBLIC),
+    Case(
+        "GET",
+        "/images/thumbs/{size:int}/{thumbnail_name:str}",
+        lambda w: f"/images/thumbs/160/{w.image['filename']}.webp",
+        PUBLIC,
+    ),
+    Case(
+        "HEAD",
+        "/images/thumbs/{size:int}/{thumbnail_name:str}",
+        lambda w: f"/images/thumbs/160/{w.image['filename']}.webp",
+        PUBLIC,
+    ),
+    Case("GET", "/i/{stored_name:str}", lambda w: f"/i/{w.image['filename']}", BROWSE),
+    Case("GET", "/download/{image_id:int}", lambda w: f"/download/{w.image['id']}", BROWSE),
+    Case("HEAD", "/download/{image_id:int}", lambda w: f"/download/{w.image['id']}", BROWSE),
+    Case(
+        "DELETE",
+        "/delete/{image_id:int}",
+        lambda w: f"/delete/{w.fresh()['id']}",
+        everyone(403, admin=200, revoked=401),
+    ),
+    Case(
+        "POST", "/delete/{image_id:int}", lambda w: f"/delete/{w.fresh()['id']}", everyone(403, admin=200, revoked=401)
+    ),
+    Case(
+        "POST",
+        "/api/images",
+        lambda w: "/api/images",
+        everyone(401, token=201, service=201),
+        files=lambda: {"file": ("m.png", png_bytes())},
+    ),
+    Case(
+        "GET",
+        "/api/images/{image_id:int}",
+        lambda w: f"/api/images/{w.image['id']}",
+        everyone(401, token=200, service=200),
+    ),
+    Case("GET", "/logs", lambda w: "/logs", everyone(401, token=403, service=200)),
+    Case("GET", "/static/{file_path:path}", lambda w: "/static/site.css", PUBLIC),
+    Case("HEAD", "/static/{file_path:path}", lambda w: "/static/site.css", PUBLIC),
+]
+
+
+def declared_routes(app) -> set[tuple[str, str]]:
+    routes = set()
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            for method in handler.http_methods:
+                if method != "OPTIONS":
+                    routes.add((method, route.path))
+    return routes
+
+
+def test_every_route_of_the_app_has_an_entry(make_oidc_client):
+    client = make_oidc_client()
+    declared = declared_routes(client.app)
+    listed = {(case.method, case.path) for case in CASES}
+    assert declared - listed == set(), "routes without an entry in the matrix"
+    assert listed - declared == set(), "matrix entries for routes the app no longer has"
+
+
+@pytest.fixture
+def world(make_oidc_client, sign_in, provider) -> World:
+    client = make_oidc_client(api_tokens=(SERVICE_TOKEN,))
+    cookies: dict[str, list] = {"anonymous": []}
+    for actor, roles in (
+        ("viewer", ["appviewer"]),
+        ("user", ["appuser"]),
+        ("admin", ["appadmin"]),
+        ("owner", ["appuser"]),
+    ):
+        client.cookies.clear()
+        assert sign_in(client, actor, roles=roles).status_code == 303
+        cookies[actor] = list(client.cookies.jar)
+
+    def restore(saved: list) -> None:
+        client.cookies.clear()
+        for cookie in saved:
+            client.cookies.jar.set_cookie(cookie)
+
+    def as_actor(actor: str) -> None:
+        restore(cookies.get(actor, []))
+
+    def create_token(actor: str) -> tuple[str, int]:
+        as_actor(actor)
+        body = client.post("/profile/tokens", data={"name": f"{actor}-token"}, headers=JSON).json()
+        return body["token"], body["id"]
+
+    user_token, _ = create_token("user")
+    revoked_token, revoked_id = create_token("user")
+    as_actor("user")
+    assert client.delete(f"/profile/tokens/{revoked_id}", headers=JSON).status_code == 200
+
+    def fresh() -> dict:
+        saved = list(client.cookies.jar)
+        as_actor("owner")
+        body = client.post("/upload", files={"file": ("owned.png", png_bytes(600, 300))}, headers=JSON).json()
+        restore(saved)
+        return body
+
+    def user_token_id() -> int:
+        saved = list(client.cookies.jar)
+        _, token_id = create_token("user")
+        restore(saved)
+        return token_id
+
+    world = World(
+        client=client,
+        cookies=cookies,
+        tokens={"token": user_token, "revoked": revoked_token, "service": SERVICE_TOKEN},
+        image=fresh(),
+        fresh=fresh,
+        user_token_id=user_token_id,
+    )
+    world.as_actor = as_actor  # type: ignore[attr-defined]
+    return world
+
+
+def test_the_matrix(world: World):
+    client = world.client
+    failures = []
+    for case in CASES:
+        for actor, expected in case.expect.items():
+            url = case.url(world)  # before switching: preparing may sign in as someone else
+            world.as_actor(actor if actor in world.cookies else "anonymous")  # type: ignore[attr-defined]
+            headers = dict(case.headers)
+            if actor in world.tokens:
+                headers["Authorization"] = f"Bearer {world.tokens[actor]}"
+            response = client.request(
+                case.method,
+                url,
+                headers=headers,
+                data=case.data,
+                files=case.files() if case.files else None,
+                follow_redirects=False,
+            )
+            if response.status_code != expected:
+                failures.append(f"{case.method} {url} as {actor}: {response.status_code}, expected {expected}")
+            assert response.status_code < 500, f"{case.method} {url} as {actor}: {response.text[:200]}"
+    assert failures == [], "\n".join(failures)
