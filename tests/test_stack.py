@@ -26,7 +26,7 @@ import httpx
 import psutil
 import pytest
 
-from imagehost.images.controllers import IMAGE_SECURITY_HEADERS, IMMUTABLE
+from imagehost.images.controllers import IMAGE_SECURITY_HEADERS, IMMUTABLE, PRIVATE_IMMUTABLE
 from imagehost.settings import Settings
 from tests.conftest import ADMIN_TOKEN, HTML, HTMX, png_bytes, run_sql
 from tests.images.test_upload import MIB, exactly
@@ -35,7 +35,15 @@ from tests.live import PROJECT_ROOT, LiveApp, free_port, live_app, require
 pytestmark = pytest.mark.stack
 
 NGINX_TEMPLATE = PROJECT_ROOT / "nginx.conf"
-TEMPLATE_VARIABLES = ("NGINX_PORT", "APP_UPSTREAM", "IMAGES_ROOT", "NGINX_MAX_BODY", "NGINX_API_MAX_BODY")
+TEMPLATE_VARIABLES = (
+    "NGINX_PORT",
+    "APP_UPSTREAM",
+    "IMAGES_ROOT",
+    "NGINX_MAX_BODY",
+    "NGINX_API_MAX_BODY",
+    "IMAGES_AUTH_REQUEST",
+    "IMAGES_CACHE_CONTROL",
+)
 CURL = {"Accept": "*/*", "User-Agent": "curl/8.14.1"}
 TOO_LARGE = "The upload is larger than this server accepts."
 
@@ -84,6 +92,12 @@ def running_nginx(binary: str, prefix: Path, app: LiveApp) -> Iterator[int]:
         # As compose computes it: MAX_UPLOAD_BYTES + 65536, the app's own request limit.
         "NGINX_MAX_BODY": str(Settings.from_env(app.env).max_request_bytes),
         "NGINX_API_MAX_BODY": str(Settings.from_env(app.env).api_max_request_bytes),
+        # As compose derives them from PRIVATE_IMAGES.
+        **(
+            {"IMAGES_AUTH_REQUEST": "/_auth/images", "IMAGES_CACHE_CONTROL": PRIVATE_IMMUTABLE}
+            if Settings.from_env(app.env).private_images
+            else {"IMAGES_AUTH_REQUEST": "off", "IMAGES_CACHE_CONTROL": IMMUTABLE}
+        ),
     }
     template = NGINX_TEMPLATE.read_text(encoding="utf-8")
     unknown = {m.group(1) or m.group(2) for m in re.finditer(r"\$\{(\w+)\}|\$([A-Z_][A-Z0-9_]*)\b", template)}
@@ -537,3 +551,47 @@ def test_the_conversion_api_takes_larger_files_through_nginx_than_uploads(stack)
     assert httpx.get(body["url"]).headers["content-type"] == "image/jpeg"
     anonymous = httpx.post(f"{stack.url}/api/images", files={"file": ("x.png", png_bytes())})
     assert anonymous.status_code == 401
+
+
+# --- PRIVATE_IMAGES: nginx asks the app before serving an original or a thumbnail ----------------
+
+
+@pytest.fixture(scope="module")
+def private_stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    require(binary)
+    workdir = tmp_path_factory.mktemp("private-stack")
+    # Sign-in on (nobody signs in here: the issuer is never asked), browsing closed to visitors.
+    settings = {
+        "PRIVATE_IMAGES": "true",
+        "OIDC_ISSUER": "http://127.0.0.1:9/realms/unused",
+        "OIDC_CLIENT_ID": "imagehost",
+        "API_TOKENS": API_TOKEN,
+        "ACCEL_DOWNLOADS": "true",
+    }
+    with live_app(database_url, workdir, **settings) as app, running_nginx(binary, workdir / "nginx", app) as port:
+        yield Stack(url=f"http://127.0.0.1:{port}", port=port, app=app, workdir=workdir)
+
+
+def test_private_images_are_served_by_nginx_only_to_those_who_may_browse(private_stack):
+    token = {"Authorization": f"Bearer {API_TOKEN}"}
+    content = png_bytes(700, 350, (90, 40, 140))
+    uploaded = private_stack.upload(content, "secret.png", headers={**CURL, **token})
+    assert uploaded.status_code == 201, uploaded.text
+    body = uploaded.json()
+    thumbnail = f"{private_stack.url}/images/thumbs/160/{body['filename']}.webp"
+    for url in (body["url"], thumbnail):
+        refused = httpx.get(url)
+        assert refused.status_code == 401, url
+        assert_inert(refused.headers)
+        assert refused.content != content
+        allowed = httpx.get(url, headers=token)
+        assert allowed.status_code == 200, url
+        assert allowed.headers["cache-control"] == PRIVATE_IMMUTABLE
+        assert_inert(allowed.headers)
+    assert httpx.get(body["url"], headers=token).content == content
+    # nginx still sent the file itself: the app saw only its yes-or-no questions.
+    log = private_stack.app_log()
+    assert "GET /_auth/images" in log and f"GET /images/{body['filename']}" not in log
+    assert httpx.get(f"{private_stack.url}/download/{body['id']}").status_code == 401
+    assert httpx.get(f"{private_stack.url}/download/{body['id']}", headers=token).content == content

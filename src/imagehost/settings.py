@@ -85,6 +85,8 @@ class Settings:
     # Per client address and minute; 0 turns a limit off.
     login_rate_limit: int = 20
     upload_rate_limit: int = 60
+    # Originals, thumbnails and downloads only for those who may browse (nginx asks the app).
+    private_images: bool = False
 
     @property
     def max_request_bytes(self) -> int:
@@ -183,6 +185,8 @@ class Settings:
             values["session_idle_seconds"] = _int(env["SESSION_IDLE_MINUTES"], "SESSION_IDLE_MINUTES") * 60
         if "SESSION_ABSOLUTE_HOURS" in env:
             values["session_absolute_seconds"] = _int(env["SESSION_ABSOLUTE_HOURS"], "SESSION_ABSOLUTE_HOURS") * 3600
+        if "PRIVATE_IMAGES" in env:
+            values["private_images"] = _bool(env["PRIVATE_IMAGES"], "PRIVATE_IMAGES")
         for name in ("LOGIN_RATE_LIMIT", "UPLOAD_RATE_LIMIT"):
             if name in env:
                 values[name.lower()] = _int(env[name], name, 0)

@@ -25,6 +25,8 @@ IMAGE_SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "cross-origin",
 }
 IMMUTABLE = "public, max-age=31536000, immutable"
+# With PRIVATE_IMAGES a shared cache must not keep what one person was allowed to see.
+PRIVATE_IMMUTABLE = "private, max-age=31536000, immutable"
 CONTENT_TYPE_BY_EXTENSION = {ext: CONTENT_TYPES[name] for name, ext in EXTENSIONS.items()}
 SESSION_UPLOADS = "uploads"
 
@@ -86,6 +88,19 @@ class Links:
 
     def thumbnails(self, image: StoredImage) -> dict[str, str]:
         return {str(size): self.thumbnail(image, size) for size in self.thumbnail_sizes}  # originals above
+
+
+def cache_control(images: ImageService) -> str:
+    return PRIVATE_IMMUTABLE if images.settings.private_images else IMMUTABLE
+
+
+def private_refusal(request: Request, images: ImageService) -> Response | None:
+    """With PRIVATE_IMAGES, the same answer nginx gives a visitor who may not browse."""
+    if images.settings.private_images and not images.policy.may_browse(principal_of_request(request)):
+        return Response(
+            "Sign in to see this image.\n", status_code=401, media_type="text/plain", headers=IMAGE_SECURITY_HEADERS
+        )
+    return None
 
 
 def principal_of_request(request: Request) -> Principal:
@@ -270,9 +285,18 @@ class CatalogueController(Controller):
         catalogue = await images.page(_page_number(page), principal, uploader or None)
         return Response(catalogue_json(catalogue, Links(request, images)))
 
+    @get("/_auth/images", include_in_schema=False)
+    async def authorize_image(self, request: Request, images: ImageService) -> Response:
+        """nginx's auth_request with PRIVATE_IMAGES: 204 lets it serve the file, 401 refuses."""
+        if images.settings.private_images and not images.policy.may_browse(principal_of_request(request)):
+            return Response("", status_code=401, headers=IMAGE_SECURITY_HEADERS)
+        return Response(None, status_code=204)
+
     @route("/images/{stored_name:str}", http_method=["GET", "HEAD"], include_in_schema=False)
-    async def serve_image(self, stored_name: str, images: ImageService) -> Response:
+    async def serve_image(self, request: Request, stored_name: str, images: ImageService) -> Response:
         """Direct links when no nginx is in front (`just run`); nginx answers these itself in the stack."""
+        if refused := private_refusal(request, images):
+            return refused
         path = images.store.root / stored_name if is_stored_name(stored_name) else None
         if path is None or not path.is_file():
             return Response(
@@ -285,12 +309,14 @@ class CatalogueController(Controller):
             path,
             media_type=CONTENT_TYPE_BY_EXTENSION["." + stored_name.rsplit(".", 1)[1]],
             content_disposition_type="inline",
-            headers={**IMAGE_SECURITY_HEADERS, "Cache-Control": IMMUTABLE},
+            headers={**IMAGE_SECURITY_HEADERS, "Cache-Control": cache_control(images)},
         )
 
     @route("/images/thumbs/{size:int}/{thumbnail_name:str}", http_method=["GET", "HEAD"], include_in_schema=False)
-    async def serve_thumbnail(self, size: int, thumbnail_name: str, images: ImageService) -> Response:
+    async def serve_thumbnail(self, request: Request, size: int, thumbnail_name: str, images: ImageService) -> Response:
         """Thumbnails when no nginx is in front; nginx serves this same URL from disk in the stack."""
+        if refused := private_refusal(request, images):
+            return refused
         stored_name = thumbnail_name.removesuffix(".webp")
         path = None
         if thumbnail_name.endswith(".webp") and is_stored_name(stored_name):
@@ -301,7 +327,7 @@ class CatalogueController(Controller):
             path,
             media_type="image/webp",
             content_disposition_type="inline",
-            headers={**IMAGE_SECURITY_HEADERS, "Cache-Control": IMMUTABLE},
+            headers={**IMAGE_SECURITY_HEADERS, "Cache-Control": cache_control(images)},
         )
 
     @get("/i/{stored_name:str}")
