@@ -121,7 +121,8 @@ def create_app(settings: Settings) -> Litestar:
         httponly=True,
         samesite="lax",
         # Direct links, static files and probes never carry or set a cookie.
-        exclude=[r"^/images/.+", r"^/static/", r"^/health", r"^/ready"],
+        # With PRIVATE_IMAGES the app-served ones (just run) must see who asks: they read the session.
+        exclude=[*([] if settings.private_images else [r"^/images/.+"]), r"^/static/", r"^/health", r"^/ready"],
     )
 
     return Litestar(
