@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +51,24 @@ def uvicorn_command(port: int) -> list[str]:
     ]
 
 
+def wait_until_healthy(
+    url: str, process: subprocess.Popen, name: str, output: Callable[[], str], seconds: float
+) -> None:
+    """Until `url` answers 200; fail with the process's own words if it dies or takes too long."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited: {output()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not answer {url} in {seconds:.0f} s")
+        time.sleep(0.05)
+
+
 @contextmanager
 def live_app(database_url: str, workdir: Path, **settings: str) -> Iterator[LiveApp]:
     port = free_port()
@@ -74,18 +92,7 @@ def live_app(database_url: str, workdir: Path, **settings: str) -> Iterator[Live
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited: {(workdir / 'uvicorn.out').read_text()}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not become healthy in 30 s")
-            time.sleep(0.1)
+        wait_until_healthy(f"{url}/health", process, "uvicorn", lambda: (workdir / "uvicorn.out").read_text(), 30)
         yield LiveApp(url=url, port=port, process=process, images_dir=images_dir, log_dir=log_dir, env=env)
     finally:
         process.terminate()

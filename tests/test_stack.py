@@ -30,7 +30,7 @@ from imagehost.images.controllers import IMAGE_SECURITY_HEADERS, IMMUTABLE, PRIV
 from imagehost.settings import Settings
 from tests.conftest import ADMIN_TOKEN, HTML, HTMX, png_bytes, run_sql
 from tests.images.test_upload import MIB, exactly
-from tests.live import PROJECT_ROOT, LiveApp, free_port, live_app, require
+from tests.live import PROJECT_ROOT, LiveApp, free_port, live_app, require, wait_until_healthy
 
 pytestmark = pytest.mark.stack
 
@@ -112,18 +112,10 @@ def running_nginx(binary: str, prefix: Path, app: LiveApp) -> Iterator[int]:
     output = (prefix / "nginx.out").open("wb")
     process = subprocess.Popen([*command, "-g", "daemon off;"], stdout=output, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"nginx exited: {(prefix / 'error.log').read_text(errors='replace')}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("nginx did not answer /health in 10 s")
-            time.sleep(0.05)
+        error_log = prefix / "error.log"
+        wait_until_healthy(
+            f"http://127.0.0.1:{port}/health", process, "nginx", lambda: error_log.read_text(errors="replace"), 10
+        )
         yield port
     finally:
         process.terminate()
