@@ -1,7 +1,5 @@
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.columns.column_types import SmallInt
-from piccolo.columns.column_types import Timestamptz
-from piccolo.columns.column_types import Varchar
+from piccolo.columns.column_types import SmallInt, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.columns.indexes import IndexMethod
 
@@ -11,13 +9,9 @@ DESCRIPTION = "Personal API tokens (hashed)."
 
 
 async def forwards():
-    manager = MigrationManager(
-        migration_id=ID, app_name="accounts", description=DESCRIPTION
-    )
+    manager = MigrationManager(migration_id=ID, app_name="accounts", description=DESCRIPTION)
 
-    manager.add_table(
-        class_name="ApiToken", tablename="api_tokens", schema=None, columns=None
-    )
+    manager.add_table(class_name="ApiToken", tablename="api_tokens", schema=None, columns=None)
 
     manager.add_column(
         table_class_name="ApiToken",

@@ -8,9 +8,7 @@ DESCRIPTION = "Who uploaded each image."
 
 
 async def forwards():
-    manager = MigrationManager(
-        migration_id=ID, app_name="images", description=DESCRIPTION
-    )
+    manager = MigrationManager(migration_id=ID, app_name="images", description=DESCRIPTION)
 
     manager.add_column(
         table_class_name="Image",
