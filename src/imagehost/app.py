@@ -36,6 +36,7 @@ from imagehost.images.service import ImageService, human_size
 from imagehost.images.storage import ImageStore
 from imagehost.images.workers import WorkerPool
 from imagehost.logging import action_log, configure_logging
+from imagehost.ops.routes import ROUTE_HANDLERS as OPS_ROUTES
 from imagehost.pages.controllers import choose_language, health, home, ready
 from imagehost.settings import SUPPORTED_LANGUAGES, Settings
 from imagehost.web.errors import EXCEPTION_HANDLERS
@@ -149,6 +150,7 @@ def create_app(settings: Settings) -> Litestar:
                 guards=[require_api_token],
                 request_max_body_size=settings.api_max_request_bytes,
             ),
+            *OPS_ROUTES,
             create_static_files_router(path="/static", directories=[STATIC_DIR], send_as_attachment=False),
         ],
         dependencies={"images": Provide(lambda: service, sync_to_thread=False)},

@@ -1,0 +1,1 @@
+"""The operator's side: backups and restore, consistency check and repair, statistics, schedules."""
