@@ -126,6 +126,7 @@ CASES = [
         everyone(401, token=200, service=200),
     ),
     Case("GET", "/logs", lambda w: "/logs", everyone(401, token=403, service=200)),
+    Case("GET", "/ops/stats", lambda w: "/ops/stats", everyone(403, anonymous=401, admin=200, revoked=401)),
     Case("GET", "/_auth/images", lambda w: "/_auth/images", everyone(204, revoked=401)),  # PRIVATE_IMAGES off
     Case("GET", "/static/{file_path:path}", lambda w: "/static/site.css", PUBLIC),
     Case("HEAD", "/static/{file_path:path}", lambda w: "/static/site.css", PUBLIC),

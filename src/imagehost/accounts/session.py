@@ -42,6 +42,8 @@ def forget_user(request: Request) -> None:
 
 
 SERVICE = Principal(sub="token:service", name="service token", role=Role.USER, via="token")
+# ADMIN_TOKEN: the operator of an installation, with or without accounts.
+OPERATOR = Principal(sub="token:operator", name="operator", role=Role.ADMIN, via="token")
 
 
 async def resolve_principal(connection: ASGIConnection) -> Principal:
@@ -62,7 +64,7 @@ async def _principal_of(request: ASGIConnection) -> Principal:
         if token_is_valid(token, settings.api_tokens):
             return SERVICE
         if settings.admin_token and token_is_valid(token, (settings.admin_token,)):
-            return ANONYMOUS  # the operator token is checked where it counts (deletes)
+            return OPERATOR
         personal = await request.app.state.personal_tokens.authenticate(token)
         if personal is None:
             raise TokenRefused(method=request.scope.get("method", ""), path=request.url.path)

@@ -1,3 +1,128 @@
-"""(being written)"""
+"""Statistics for the operator: what is stored, by whom, how fast it grows, and what it costs."""
 
-ROUTES: list = []
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import anyio.to_thread
+from litestar import Request, Response, get
+
+from imagehost import __version__
+from imagehost.images.controllers import principal_of_request
+from imagehost.images.service import ImageService
+from imagehost.images.tables import Image
+from imagehost.logging import tail_lines
+from imagehost.web.responses import respond
+
+CHART_DAYS = 30
+TOP_UPLOADERS = 20
+LOG_LINES_SEARCHED = 20_000
+
+
+@dataclass
+class Statistics:
+    images: int
+    total_bytes: int
+    by_format: list[dict[str, Any]]
+    by_uploader: list[dict[str, Any]]
+    per_day: list[dict[str, Any]]  # the last CHART_DAYS days, oldest first, zeros included
+    disk: dict[str, int]
+    database_bytes: int
+    database_version: str
+    app_version: str
+    last_backup: str | None
+    last_check: str | None
+    chart: dict[str, Any] = field(default_factory=dict)
+
+
+def last_line(lines: list[str], action: str) -> str | None:
+    marker = f"] {action}: "
+    return next((line for line in reversed(lines) if marker in line), None)
+
+
+def chart_geometry(per_day: list[dict[str, Any]], width: int = 600, height: int = 120) -> dict[str, Any]:
+    """Bars for the SVG in the template: computed here, drawn by the browser, no JavaScript."""
+    most = max((day["count"] for day in per_day), default=0) or 1
+    step = width / max(len(per_day), 1)
+    bars = []
+    for index, day in enumerate(per_day):
+        bar_height = round(day["count"] / most * (height - 20), 1)
+        bars.append(
+            {
+                "x": round(index * step + 1, 1),
+                "y": round(height - bar_height, 1),
+                "width": round(step - 2, 1),
+                "height": bar_height,
+                "label": f"{day['day']}: {day['count']}",
+            }
+        )
+    return {"width": width, "height": height, "bars": bars, "most": most}
+
+
+async def collect(images: ImageService) -> Statistics:
+    settings = images.settings
+    total = await images.count()
+    by_format = await Image.raw(
+        "SELECT file_format AS format, count(*) AS count, coalesce(sum(size_bytes), 0) AS bytes"
+        " FROM images GROUP BY file_format ORDER BY count(*) DESC"
+    )
+    by_uploader = await Image.raw(
+        "SELECT coalesce(uploader_name, '') AS name, uploader_sub AS sub, count(*) AS count,"
+        " coalesce(sum(size_bytes), 0) AS bytes FROM images GROUP BY uploader_sub, uploader_name"
+        " ORDER BY count(*) DESC LIMIT {}",
+        TOP_UPLOADERS,
+    )
+    today = datetime.now(UTC).date()
+    since = today - timedelta(days=CHART_DAYS - 1)
+    # A range scan of the (uploaded_at, id) index: 30 days, not the whole table.
+    days = await Image.raw(
+        "SELECT (uploaded_at AT TIME ZONE 'UTC')::date AS day, count(*) AS count FROM images"
+        " WHERE uploaded_at >= {} GROUP BY 1",
+        datetime.combine(since, datetime.min.time(), tzinfo=UTC),
+    )
+    counted = {row["day"]: row["count"] for row in days}
+    per_day = [
+        {"day": (since + timedelta(days=offset)).isoformat(), "count": counted.get(since + timedelta(days=offset), 0)}
+        for offset in range(CHART_DAYS)
+    ]
+    database = (await Image.raw("SELECT pg_database_size(current_database()) AS size, version() AS version"))[0]
+    usage = await anyio.to_thread.run_sync(shutil.disk_usage, settings.images_dir)
+    lines = await anyio.to_thread.run_sync(tail_lines, settings.log_dir / "app.log", LOG_LINES_SEARCHED)
+    return Statistics(
+        images=total,
+        total_bytes=sum(int(row["bytes"]) for row in by_format),
+        by_format=[{**row, "bytes": int(row["bytes"])} for row in by_format],
+        by_uploader=[{**row, "bytes": int(row["bytes"])} for row in by_uploader],
+        per_day=per_day,
+        disk={"total": usage.total, "used": usage.used, "free": usage.free},
+        database_bytes=int(database["size"]),
+        database_version=str(database["version"]).split(" on ")[0],
+        app_version=__version__,
+        last_backup=last_line(lines, "Backup"),
+        last_check=last_line(lines, "Check"),
+        chart=chart_geometry(per_day),
+    )
+
+
+def _as_json(statistics: Statistics) -> dict[str, Any]:
+    body = {key: value for key, value in statistics.__dict__.items() if key != "chart"}
+    return {"status": "success", **body}
+
+
+@get("/ops/stats")
+async def statistics_page(request: Request, images: ImageService) -> Response:
+    images.policy.require_admin(principal_of_request(request))
+    statistics = await collect(images)
+    return respond(
+        request,
+        page="ops/stats.html",
+        fragment="ops/stats.html",
+        context={"stats": statistics, "today": date.today()},
+        json=lambda: _as_json(statistics),
+    )
+
+
+ROUTES: list = [statistics_page]
