@@ -27,10 +27,12 @@ run: install
 migrate: install
     #!/usr/bin/env bash
     set -euo pipefail
+    # Without DATABASE_URL the command starts the local PostgreSQL of `just run` itself and holds it
+    # while it runs (a server started by a separate process would stop when that process ends).
     if [ -z "${DATABASE_URL:-}" ]; then
-        export DATABASE_URL="$({{python}} -c 'from pathlib import Path; from imagehost.devdb import start_embedded_postgres; print(start_embedded_postgres(Path("var/postgres")))')"
+        exec {{python}} -m imagehost --local-postgres var/postgres migrate
     fi
-    .venv/bin/piccolo migrations forwards all
+    exec {{python}} -m imagehost migrate
 
 # Run the whole test suite (a throwaway PostgreSQL, the real nginx and Chromium when installed)
 test *ARGS: install
@@ -54,11 +56,44 @@ translations: install
 thumbnails *ARGS: install
     #!/usr/bin/env bash
     set -euo pipefail
+    # Without DATABASE_URL the command starts the local PostgreSQL of `just run` itself and holds it
+    # while it runs (a server started by a separate process would stop when that process ends).
     if [ -z "${DATABASE_URL:-}" ]; then
-        export DATABASE_URL="$({{python}} -c 'from pathlib import Path; from imagehost.devdb import start_embedded_postgres; print(start_embedded_postgres(Path("var/postgres")))')"
+        exec {{python}} -m imagehost --local-postgres var/postgres thumbnails {{ARGS}}
     fi
-    {{python}} -m imagehost thumbnails {{ARGS}}
+    exec {{python}} -m imagehost thumbnails {{ARGS}}
 
 # Fuzz the image pipeline for SECONDS (CI: 60); failing inputs are kept in tests/fuzz/regressions/
 fuzz SECONDS="60": install
     {{python}} tests/fuzz/run.py {{SECONDS}}
+
+# Compare the database with the images folder (exit 1 on problems); --repair [--missing-rows=mark|remove] fixes
+check *ARGS: install
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # Without DATABASE_URL the command starts the local PostgreSQL of `just run` itself and holds it
+    # while it runs (a server started by a separate process would stop when that process ends).
+    if [ -z "${DATABASE_URL:-}" ]; then
+        exec {{python}} -m imagehost --local-postgres var/postgres check {{ARGS}}
+    fi
+    exec {{python}} -m imagehost check {{ARGS}}
+
+# Back up the database and the images into BACKUP_DIR (DATABASE_URL, else the local PostgreSQL of `just run`)
+backup: install
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # The command starts the local PostgreSQL itself and holds it while it runs: a server started by
+    # a separate `python -c` would stop again as soon as that process exits (unless `just run` is up).
+    if [ -z "${DATABASE_URL:-}" ]; then
+        exec {{python}} -m imagehost --local-postgres var/postgres backup
+    fi
+    exec {{python}} -m imagehost backup
+
+# Check a backup whole, then restore its database and images (asks first; --yes does not)
+restore FILE *ARGS: install
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ -z "${DATABASE_URL:-}" ]; then
+        exec {{python}} -m imagehost --local-postgres var/postgres restore {{quote(FILE)}} {{ARGS}}
+    fi
+    exec {{python}} -m imagehost restore {{quote(FILE)}} {{ARGS}}

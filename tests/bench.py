@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -86,12 +88,29 @@ def stop_postgres(pgdata: Path) -> None:
     get_server(pgdata).cleanup()
 
 
+REBUILD_TOTALS = [
+    "UPDATE image_totals SET total = (SELECT count(*) FROM images) WHERE id = 1",
+    "DELETE FROM image_format_totals",
+    "INSERT INTO image_format_totals SELECT file_format, count(*), sum(size_bytes) FROM images GROUP BY 1",
+    "DELETE FROM image_uploader_totals",
+    "INSERT INTO image_uploader_totals SELECT coalesce(uploader_sub, ''), max(uploader_name), count(*),"
+    " sum(size_bytes) FROM images GROUP BY 1",
+    "DELETE FROM image_daily_totals",
+    "INSERT INTO image_daily_totals SELECT (uploaded_at AT TIME ZONE 'UTC')::date, count(*) FROM images GROUP BY 1",
+]
+
+
 def fill(database_url: str, rows: int) -> None:
+    """Insert `rows` rows in one statement, with the per-row triggers off and their totals rebuilt
+    after (as a bulk import would do)."""
     run_sql(database_url, "TRUNCATE images RESTART IDENTITY")
     run_sql(database_url, "ALTER TABLE images DISABLE TRIGGER images_count")
+    run_sql(database_url, "ALTER TABLE images DISABLE TRIGGER images_statistics")
     run_sql(database_url, FILL, rows)
     run_sql(database_url, "ALTER TABLE images ENABLE TRIGGER images_count")
-    run_sql(database_url, "UPDATE image_totals SET total = (SELECT count(*) FROM images) WHERE id = 1")
+    run_sql(database_url, "ALTER TABLE images ENABLE TRIGGER images_statistics")
+    for statement in REBUILD_TOTALS:
+        run_sql(database_url, statement)
     run_sql(database_url, "VACUUM ANALYZE images")
 
 
@@ -110,12 +129,17 @@ def median_ms(action, repeat: int = 40) -> float:
 def bench_catalogue(database_url: str, workdir: Path) -> None:
     print("Catalogue (GET /images-list and the HTML page), median of 40 requests:")
     results: dict[int, dict[str, float]] = {}
+    stats_ms: dict[int, float] = {}
     for rows in (1_000, 1_000_000):
         started = time.perf_counter()
         fill(database_url, rows)
         print(f"  filled {rows:>9,} rows in {time.perf_counter() - started:.1f} s")
-        settings = Settings(database_url=database_url, images_dir=workdir / "images", log_dir=workdir / "logs")
+        settings = Settings(
+            database_url=database_url, images_dir=workdir / "images", log_dir=workdir / "logs", admin_token="bench"
+        )
         with TestClient(create_app(settings)) as client:
+            operator = {"Authorization": "Bearer bench", "Accept": "application/json"}
+            stats_ms[rows] = median_ms(lambda operator=operator: client.get("/ops/stats", headers=operator), repeat=10)
             last = client.get("/images-list").json()["pagination"]["total_pages"]
             results[rows] = {
                 "first page JSON": median_ms(lambda: client.get("/images-list?page=1")),
@@ -137,6 +161,11 @@ def bench_catalogue(database_url: str, workdir: Path) -> None:
                 ratio <= CATALOGUE_RATIO_TARGET,
             )
         )
+    small, large = stats_ms[1_000], stats_ms[1_000_000]
+    print(f"  statistics page  {small:7.2f} ms at 1,000 rows  {large:7.2f} ms at 1,000,000 rows")
+    SUMMARY.append(
+        Row("statistics page (JSON), 1M rows", f"{large:.0f} ms (1k rows: {small:.0f} ms)", "< 1000 ms", large < 1000)
+    )
     run_sql(database_url, "TRUNCATE images RESTART IDENTITY")
 
 
@@ -306,6 +335,77 @@ def bench_photo_memory(database_url: str, workdir: Path, warm: UploadCase, photo
     print_memory(f"{concurrency} concurrent 12-MP uploads", baseline, peaks, PEAK_MEMORY_TARGET_MB)
 
 
+# --- backup and restore -------------------------------------------------------------------------
+
+BACKUP_BENCH_IMAGES = 10_000
+FILL_FROM_ARRAYS = """
+INSERT INTO images (stored_name, original_name, size_bytes, file_format, sha256, uploaded_at, delete_key_hash)
+SELECT name, 'bench-' || name, size, 'PNG', sha, now(), ''
+FROM unnest($1::text[], $2::bigint[], $3::text[]) AS t(name, size, sha)
+"""
+
+
+def bench_backup_restore(database_url: str, workdir: Path, count: int = BACKUP_BENCH_IMAGES) -> None:
+    """The backup and restore of `python -m imagehost backup | restore` (in-process) of `count` images.
+
+    Each image is a 6 KB original and a 1 KB thumbnail of random bytes (incompressible, as real
+    images are), written straight to disk, and its row inserted with SQL: no upload path here.
+    """
+    import hashlib
+
+    from imagehost.logging import configure_logging
+    from imagehost.ops.backup import human_bytes, make_backup, restore_backup
+
+    base = workdir / "backup-bench"
+    settings = Settings(
+        database_url=database_url,
+        images_dir=base / "images",
+        log_dir=base / "logs",
+        backup_dir=base / "backups",
+    )
+    configure_logging(settings.log_dir)
+    print(f"\nBackup and restore of {count:,} images (an original and one thumbnail each):")
+    thumbs = settings.images_dir / "thumbs" / "160"
+    thumbs.mkdir(parents=True)
+    names, sizes, hashes = [], [], []
+    started = time.perf_counter()
+    for number in range(count):
+        name = f"bench{number:017d}.png"
+        content = os.urandom(6 * 1024)
+        (settings.images_dir / name).write_bytes(content)
+        (thumbs / f"{name}.webp").write_bytes(os.urandom(1024))
+        names.append(name)
+        sizes.append(len(content))
+        hashes.append(hashlib.sha256(content).hexdigest())
+    run_sql(database_url, "TRUNCATE images RESTART IDENTITY")
+    run_sql(database_url, FILL_FROM_ARRAYS, names, sizes, hashes)
+    print(f"  made {2 * count:,} files and {count:,} rows in {time.perf_counter() - started:.1f} s")
+
+    started = time.perf_counter()
+    made = asyncio.run(make_backup(settings))
+    backup_seconds = time.perf_counter() - started
+    print(
+        f"    backup               {backup_seconds:8.1f} s    {made.files:,} files, "
+        f"{human_bytes(made.file_bytes)} -> {human_bytes(made.archive_bytes)} archive"
+    )
+
+    # The disaster: the files and the rows are gone.
+    shutil.rmtree(settings.images_dir)
+    run_sql(database_url, "TRUNCATE images RESTART IDENTITY")
+    started = time.perf_counter()
+    report = asyncio.run(restore_backup(settings, made.path))
+    restore_seconds = time.perf_counter() - started
+    verdict = "verified" if not report.problems else f"{len(report.problems)} PROBLEMS: {report.problems[:3]}"
+    print(f"    restore (empty)      {restore_seconds:8.1f} s    {len(report.restored):,} files put back, {verdict}")
+    SUMMARY.append(Row(f"backup of {count:,} images ({made.files:,} files)", f"{backup_seconds:.1f} s"))
+    SUMMARY.append(
+        Row("restore of it into an empty installation", f"{restore_seconds:.1f} s", "verified", not report.problems)
+    )
+    run_sql(database_url, "TRUNCATE images RESTART IDENTITY")
+    for folder in (settings.images_dir, settings.backup_dir):  # logs stay: app.log is still open
+        shutil.rmtree(folder)
+
+
 def print_summary() -> None:
     width = max(len(row.figure) for row in SUMMARY)
     value_width = max(len(row.value) for row in SUMMARY)
@@ -338,6 +438,7 @@ def main() -> None:
         try:
             migrate(database_url, PROJECT_ROOT)
             bench_catalogue(database_url, workdir)
+            bench_backup_restore(database_url, workdir)
             bench_uploads(database_url, workdir, [small_case, photo_case])
             print("\nMemory of the app (RSS of uvicorn plus its image workers) and the home page under load:")
             bench_large_uploads_with_home(database_url, workdir, small_case, large)

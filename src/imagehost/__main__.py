@@ -1,9 +1,12 @@
-"""Operator commands: `python -m imagehost thumbnails [--all]` (also `just thumbnails`)."""
+"""Operator commands: `python -m imagehost thumbnails [--all]` (also `just thumbnails`), `check [--repair]`,
+`backup`, `restore FILE [--yes]` and `schedule` (README: Operations)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+from pathlib import Path
 
 from imagehost.database import connected
 from imagehost.images.service import ImageService
@@ -32,12 +35,56 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     thumbnails = commands.add_parser("thumbnails", help="make missing thumbnails (after a restore or a new size)")
     thumbnails.add_argument("--all", action="store_true", help="remake every thumbnail, not only missing ones")
+    parser.add_argument(
+        "--local-postgres",
+        metavar="PGDATA",
+        type=Path,
+        help="use (and start, for as long as the command runs) the embedded PostgreSQL of `just run` kept in PGDATA",
+    )
+    commands.add_parser("migrate", help="apply the Piccolo migrations (as compose does at start)")
+    commands.add_parser("backup", help="back up the database and the images into BACKUP_DIR")
+    restore = commands.add_parser("restore", help="check a backup, then restore its database and images")
+    restore.add_argument("file", type=Path, help="a backup_YYYY-MM-DD_HHMMSS.tar.gz")
+    restore.add_argument("--yes", action="store_true", help="do not ask before replacing the current data")
+    commands.add_parser("schedule", help="run backups and consistency scrubs forever (compose: the scheduler)")
+    check = commands.add_parser("check", help="compare the database with the images folder; exit 1 on problems")
+    check.add_argument("--repair", action="store_true", help="quarantine orphans, remake thumbnails, settle lost rows")
+    check.add_argument("--missing-rows", choices=("mark", "remove"), help="with --repair: rows whose file is gone")
     arguments = parser.parse_args(argv)
+    if arguments.command == "check" and arguments.missing_rows and not arguments.repair:
+        parser.error("--missing-rows needs --repair")
+    if arguments.local_postgres:
+        from imagehost.devdb import start_embedded_postgres
+
+        # In this process: the server stays up while its last user runs (and `just run` may be off).
+        os.environ["DATABASE_URL"] = start_embedded_postgres(arguments.local_postgres)
+    if arguments.command == "migrate":
+        from imagehost.devdb import migrate
+
+        migrate(os.environ.get("DATABASE_URL", Settings().database_url), Path(__file__).resolve().parents[2])
+        print("Migrations applied.")
+        return 0
     settings = Settings.from_env()
     configure_logging(settings.log_dir)
     if arguments.command == "thumbnails":
         looked, made = asyncio.run(regenerate_thumbnails(settings, everything=arguments.all))
         print(f"{made} of {looked} images got new thumbnails.")
+    if arguments.command == "check":
+        from imagehost.ops.consistency import command_line
+
+        return command_line(settings, repair=arguments.repair, missing_rows=arguments.missing_rows)
+    if arguments.command == "backup":
+        from imagehost.ops.backup import backup_command
+
+        return backup_command(settings)
+    if arguments.command == "restore":
+        from imagehost.ops.backup import restore_command
+
+        return restore_command(settings, arguments.file, assume_yes=arguments.yes)
+    if arguments.command == "schedule":
+        from imagehost.ops.scheduler import schedule_command
+
+        return schedule_command(settings)
     return 0
 
 

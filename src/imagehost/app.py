@@ -25,7 +25,7 @@ from imagehost.accounts.oidc import OIDCClient
 from imagehost.accounts.personal_tokens import PersonalTokens
 from imagehost.api.controllers import ConversionController, read_logs
 from imagehost.api.tokens import require_api_token
-from imagehost.database import connected
+from imagehost.database import Database
 from imagehost.images.controllers import (
     CatalogueController,
     DeleteController,
@@ -39,6 +39,7 @@ from imagehost.logging import action_log, configure_logging
 from imagehost.ops.routes import ROUTE_HANDLERS as OPS_ROUTES
 from imagehost.pages.controllers import choose_language, health, home, ready
 from imagehost.settings import SUPPORTED_LANGUAGES, Settings
+from imagehost.web.deadline import body_deadline
 from imagehost.web.errors import EXCEPTION_HANDLERS
 from imagehost.web.guard import before_request
 from imagehost.web.i18n import LANGUAGE_NAMES, Translator, load_translations
@@ -85,19 +86,30 @@ def rate_limit(name: str, per_minute: int) -> list[Any]:
 
 def create_app(settings: Settings) -> Litestar:
     """Image work runs in WORKER_PROCESSES isolated processes started with the app (threads when 0)."""
-    configure_logging(settings.log_dir)
+    configure_logging(settings.log_dir, settings.log_max_bytes, settings.log_backups)
     log = action_log()
     store = ImageStore(settings.images_dir)
     service = ImageService(settings, store)
     translator = Translator(load_translations(), settings.default_language)
+    # Starts without PostgreSQL if it must (pages then answer 503), and settles what a crash left
+    # half-done in the image store each time it connects.
+    database = Database(settings.database_url, on_connect=service.finish_interrupted)
 
     @asynccontextmanager
-    async def database(app: Litestar) -> AsyncIterator[None]:
-        removed = await anyio.to_thread.run_sync(store.prepare)
-        if removed:
-            log.warning(f"removed {removed} stray temporary file(s) left by an earlier run.", action="Storage")
-        async with connected(settings.database_url), image_workers():
-            yield
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        try:
+            removed = await anyio.to_thread.run_sync(store.prepare)
+        except OSError as error:  # a read-only or missing volume: serve anyway, /ready says why
+            log.error(f"cannot prepare the images folder: {error}.", action="Storage")
+        else:
+            if removed:
+                log.warning(f"removed {removed} stray temporary file(s) left by an earlier run.", action="Storage")
+        await database.open()
+        try:
+            async with image_workers():
+                yield
+        finally:
+            await database.close()
 
     @asynccontextmanager
     async def image_workers() -> AsyncIterator[None]:
@@ -155,14 +167,15 @@ def create_app(settings: Settings) -> Litestar:
         ],
         dependencies={"images": Provide(lambda: service, sync_to_thread=False)},
         template_config=TemplateConfig(engine=template_engine(translator, settings)),
-        middleware=[session.middleware],
+        middleware=[session.middleware, body_deadline(settings.upload_read_timeout_seconds)],
         before_request=before_request,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_request_bytes,
-        lifespan=[database],
+        lifespan=[lifespan],
         state=State(
             {
                 "settings": settings,
+                "database": database,
                 "translator": translator,
                 "image_service": service,
                 "oidc": OIDCClient(settings) if settings.oidc_enabled else None,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio.to_thread
 from piccolo.engine.postgres import PostgresEngine
@@ -13,6 +17,11 @@ from imagehost.images.piccolo_app import APP_CONFIG as IMAGES_APP
 from imagehost.logging import action_log
 
 TABLES = [*IMAGES_APP.table_classes, *ACCOUNTS_APP.table_classes]
+# A server that does not answer a connection attempt within this is down (asyncpg's own default: 60 s).
+CONNECT_TIMEOUT_SECONDS = 5.0
+# How often the watcher asks the server "SELECT 1": while it answers, and while it does not.
+PROBE_SECONDS = 2.0
+RETRY_SECONDS = 1.0
 
 
 @asynccontextmanager
@@ -34,3 +43,113 @@ async def connected(database_url: str, max_connections: int = 10) -> AsyncIterat
     finally:
         await engine.close_connection_pool()
         log.info("disconnected from PostgreSQL.", action="Database")
+
+
+def describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}".rstrip(": ")
+
+
+class Database:
+    """The app's PostgreSQL: the pool is opened at start if the server answers, else as soon as it does.
+
+    The app starts and serves while the database is down (the pages that need it answer 503 and
+    /ready says why). A watcher asks the server every few seconds; it logs the loss and the recovery
+    once each ("Database: connection lost: ...", "Database: connection restored after N s."), and a
+    request that fails on a dead connection reports the loss at once (web/errors.py). After every
+    (re)connection `on_connect` runs: it settles the uploads and deletes a crash interrupted.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        max_connections: int = 10,
+        on_connect: Callable[[], Coroutine[Any, Any, object]] | None = None,
+    ) -> None:
+        self.database_url = database_url
+        self.max_connections = max_connections
+        self.on_connect = on_connect
+        self.engine: PostgresEngine | None = None
+        self.log = action_log()
+        self._down_since: float | None = None
+        self._reason = ""
+        self._wake = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        # Built here, not at import: constructing the engine already talks to the server (and only
+        # prints a warning when it cannot).
+        config = {"dsn": self.database_url, "timeout": CONNECT_TIMEOUT_SECONDS}
+        self.engine = await anyio.to_thread.run_sync(lambda: PostgresEngine(config=config))
+        for table in TABLES:
+            table._meta.db = self.engine
+        try:
+            await self._start_pool()
+        except Exception as error:  # whatever the cause, the app serves without it and keeps trying
+            self._down_since, self._reason = time.monotonic(), describe(error)
+            self.log.error(
+                f"cannot connect to PostgreSQL ({self._reason}): starting without it, retrying every"
+                f" {RETRY_SECONDS:.0f} s.",
+                action="Database",
+            )
+        else:
+            self.log.info("connected to PostgreSQL.", action="Database")
+            await self._connected()
+        self._watcher = asyncio.create_task(self._watch())
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        if self.engine is not None and self.engine.pool is not None:
+            await self.engine.close_connection_pool()
+            self.log.info("disconnected from PostgreSQL.", action="Database")
+
+    def lost(self, reason: str) -> None:
+        """A query failed because the server is unreachable: log it (once per outage), probe at once."""
+        if self._down_since is None:
+            self._down_since, self._reason = time.monotonic(), reason
+            self.log.error(f"connection lost: {reason}.", action="Database")
+            self._wake.set()
+
+    async def _start_pool(self) -> None:
+        assert self.engine is not None
+        async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS + 1):
+            await self.engine.start_connection_pool(min_size=1, max_size=self.max_connections)
+
+    async def _watch(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), RETRY_SECONDS if self._down_since else PROBE_SECONDS)
+            self._wake.clear()
+            await self._probe()
+
+    async def _probe(self) -> None:
+        assert self.engine is not None
+        try:
+            if self.engine.pool is None:
+                await self._start_pool()
+            assert self.engine.pool is not None
+            async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS + 1):
+                await self.engine.pool.fetchval("SELECT 1")
+        except Exception as error:
+            self.lost(describe(error))
+            return
+        if self._down_since is not None:
+            seconds = time.monotonic() - self._down_since
+            self._down_since = None
+            # Connections from before the outage may be dead without knowing it yet.
+            await self.engine.pool.expire_connections()
+            self.log.info(f"connection restored after {seconds:.0f} s.", action="Database")
+            await self._connected()
+
+    async def _connected(self) -> None:
+        if self.on_connect is None:
+            return
+        try:
+            # In a task of its own: a transaction that dies with its connection leaves Piccolo's
+            # "current transaction" set in the context it ran in, which must not be the watcher's.
+            await asyncio.create_task(self.on_connect())
+        except Exception as error:  # logged and retried at the next recovery; never fatal
+            self.log.error(f"after connecting: {describe(error)}.", action="Database")

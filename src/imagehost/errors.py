@@ -83,6 +83,16 @@ class StorageUnavailable(ImageHostError):
     log_template = "image store unavailable: {reason}."
 
 
+class StorageFull(ImageHostError):
+    template = N_("There is no room left for new images on this server: please try again later.")
+    log_template = "image store full: {reason}."
+
+
+class UploadTooSlow(ImageHostError):
+    template = N_("The upload took longer than {seconds} seconds to arrive and was stopped: please try again.")
+    log_template = "{method} {path} from {client} stopped: the body took longer than {seconds} s to arrive."
+
+
 class CrossSiteRequestRefused(ImageHostError):
     template = N_("This request came from another site and was refused. Open ImageHost itself and try again.")
     log_template = "cross-site {method} {path} refused (from {origin})."
@@ -100,7 +110,8 @@ class RequestTooLarge(ImageHostError):
 
 class DatabaseUnavailable(ImageHostError):
     template = N_("The database is not available right now: please try again in a moment.")
-    log_template = "connection lost: {reason}."
+    # The loss itself is logged once by imagehost.database; this is each request it costs.
+    log_template = "request refused, the database is unavailable: {reason}."
     log_action = "Database"
 
 

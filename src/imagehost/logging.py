@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
-import logging.handlers
+import os
 import sys
 import unicodedata
 from pathlib import Path
@@ -38,7 +39,82 @@ def render_action_line(_logger: Any, method_name: str, event_dict: dict[str, Any
     return f"[{timestamp}] {one_line(action)}: {message}"
 
 
-def configure_logging(log_dir: Path) -> None:
+class SharedRotatingFileHandler(logging.Handler):
+    """app.log written by several processes at once (uvicorn workers, the operator commands), rotated
+    past `max_bytes` into app.log.1 ... app.log.<backups> (0 for either: never rotate / keep none).
+
+    logging's RotatingFileHandler is safe in one process only: each worker keeps its own descriptor
+    and its own idea of the size, so after one worker rotates the others go on writing into
+    app.log.1 and then rotate again themselves, and lines end up in the wrong file or are dropped
+    with the oldest one. Here every line is written under an exclusive flock on app.log.lock: the
+    holder reopens app.log if another process has rotated it (its inode changed; this also follows
+    an outside logrotate), rotates if the line would take the file past the limit, and writes the
+    line with a single write() to an O_APPEND descriptor, so lines are never split or interleaved.
+    flock is advisory and local to one host: right for the workers of one machine or container,
+    not for a log folder shared over NFS.
+    """
+
+    def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
+        super().__init__()
+        self.path = path
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self._lock_descriptor: int | None = None
+        self._descriptor: int | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = (self.format(record) + "\n").encode("utf-8")
+            if self._lock_descriptor is None:  # the first line, or one after close(): reopen, as FileHandler does
+                lock_path = self.path.with_name(self.path.name + ".lock")
+                self._lock_descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._lock_descriptor, fcntl.LOCK_EX)
+            try:
+                descriptor = self._current()
+                size = os.fstat(descriptor).st_size
+                if self.max_bytes and size and size + len(line) > self.max_bytes:
+                    self._rotate()
+                    descriptor = self._current()
+                os.write(descriptor, line)
+            finally:
+                fcntl.flock(self._lock_descriptor, fcntl.LOCK_UN)
+        except Exception:
+            self.handleError(record)
+
+    def _current(self) -> int:
+        """Our descriptor of app.log, reopened when the file at the path is no longer the one we hold."""
+        if self._descriptor is not None:
+            try:
+                on_disk = os.stat(self.path)
+                held = os.fstat(self._descriptor)
+                if (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino):
+                    return self._descriptor
+            except FileNotFoundError:
+                pass
+            os.close(self._descriptor)
+        self._descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return self._descriptor
+
+    def _rotate(self) -> None:
+        if self.backups == 0:
+            os.unlink(self.path)
+            return
+        for number in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{number}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{number + 1}"))
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+
+    def close(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            for descriptor in (self._descriptor, self._lock_descriptor):
+                if descriptor is not None:
+                    os.close(descriptor)
+            self._descriptor = self._lock_descriptor = None
+        super().close()
+
+
+def configure_logging(log_dir: Path, max_bytes: int = 1024 * 1024, backups: int = 5) -> None:
     """Send the action log to LOG_DIR/app.log and stdout. Safe to call again (tests build many apps)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     stdlib_logger = logging.getLogger(LOGGER_NAME)
@@ -46,8 +122,7 @@ def configure_logging(log_dir: Path) -> None:
         stdlib_logger.removeHandler(handler)
         handler.close()
     formatter = logging.Formatter("%(message)s")
-    # WatchedFileHandler reopens app.log when an outside tool (logrotate) moves it away.
-    file_handler = logging.handlers.WatchedFileHandler(log_dir / "app.log", encoding="utf-8")
+    file_handler = SharedRotatingFileHandler(log_dir / "app.log", max_bytes, backups)
     stream_handler = logging.StreamHandler(sys.stdout)
     for handler in (file_handler, stream_handler):
         handler.setFormatter(formatter)

@@ -38,6 +38,25 @@ def _int(value: str, name: str, minimum: int = 1) -> int:
     return number
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _duration(value: str, name: str) -> int:
+    """Seconds from `30m`, `12h`, `1d`, `2w` (a bare number is hours); `0` or `off` turns the job off."""
+    text = value.strip().lower()
+    if text in {"0", "off"}:
+        return 0
+    unit = text[-1:] if text[-1:] in _DURATION_UNITS else "h"
+    number = text[:-1] if text[-1:] in _DURATION_UNITS else text
+    try:
+        seconds = round(float(number) * _DURATION_UNITS[unit])
+    except ValueError:
+        raise SettingsError(f"{name} must be a duration such as 30m, 12h, 1d or 1w, not {value!r}") from None
+    if seconds < 60:
+        raise SettingsError(f"{name} must be at least one minute (or 0 for off)")
+    return seconds
+
+
 def _list(value: str) -> tuple[str, ...]:
     value = value.strip()
     if value.startswith("["):
@@ -87,6 +106,16 @@ class Settings:
     upload_rate_limit: int = 60
     # Originals, thumbnails and downloads only for those who may browse (nginx asks the app).
     private_images: bool = False
+    # app.log is rotated past this size, keeping this many older files (app.log.1 is the newest).
+    log_max_bytes: int = 1024 * 1024
+    log_backups: int = 5
+    # The longest one request body (an upload) may take to arrive, however slowly it trickles in.
+    upload_read_timeout_seconds: float = 60.0
+    # Backups (`python -m imagehost backup`, and the schedule): where, how often, how many kept.
+    backup_dir: Path = Path("backups")
+    backup_interval_seconds: int = 86400
+    backup_keep: int = 7
+    scrub_interval_seconds: int = 7 * 86400
 
     @property
     def max_request_bytes(self) -> int:
@@ -161,7 +190,7 @@ class Settings:
         if "API_MAX_UPLOAD_BYTES" in env:
             values["api_max_upload_bytes"] = _int(env["API_MAX_UPLOAD_BYTES"], "API_MAX_UPLOAD_BYTES")
         if "WORKER_PROCESSES" in env:
-            values["worker_processes"] = _int(env["WORKER_PROCESSES"], "WORKER_PROCESSES")
+            values["worker_processes"] = _int(env["WORKER_PROCESSES"], "WORKER_PROCESSES", 0)  # 0: threads
         if "WORKER_MEMORY_LIMIT_MB" in env:
             values["worker_memory_limit_bytes"] = (
                 _int(env["WORKER_MEMORY_LIMIT_MB"], "WORKER_MEMORY_LIMIT_MB", 64) << 20
@@ -187,6 +216,22 @@ class Settings:
             values["session_absolute_seconds"] = _int(env["SESSION_ABSOLUTE_HOURS"], "SESSION_ABSOLUTE_HOURS") * 3600
         if "PRIVATE_IMAGES" in env:
             values["private_images"] = _bool(env["PRIVATE_IMAGES"], "PRIVATE_IMAGES")
+        if "LOG_MAX_BYTES" in env:
+            values["log_max_bytes"] = _int(env["LOG_MAX_BYTES"], "LOG_MAX_BYTES", 0)
+        if "LOG_BACKUPS" in env:
+            values["log_backups"] = _int(env["LOG_BACKUPS"], "LOG_BACKUPS", 0)
+        if "UPLOAD_READ_TIMEOUT_SECONDS" in env:
+            values["upload_read_timeout_seconds"] = float(
+                _int(env["UPLOAD_READ_TIMEOUT_SECONDS"], "UPLOAD_READ_TIMEOUT_SECONDS")
+            )
+        if "BACKUP_DIR" in env:
+            values["backup_dir"] = Path(env["BACKUP_DIR"])
+        if "BACKUP_INTERVAL" in env:
+            values["backup_interval_seconds"] = _duration(env["BACKUP_INTERVAL"], "BACKUP_INTERVAL")
+        if "BACKUP_KEEP" in env:
+            values["backup_keep"] = _int(env["BACKUP_KEEP"], "BACKUP_KEEP")
+        if "SCRUB_INTERVAL" in env:
+            values["scrub_interval_seconds"] = _duration(env["SCRUB_INTERVAL"], "SCRUB_INTERVAL")
         for name in ("LOGIN_RATE_LIMIT", "UPLOAD_RATE_LIMIT"):
             if name in env:
                 values[name.lower()] = _int(env[name], name, 0)

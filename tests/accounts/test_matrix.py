@@ -127,6 +127,10 @@ CASES = [
     ),
     Case("GET", "/logs", lambda w: "/logs", everyone(401, token=403, service=200)),
     Case("GET", "/ops/stats", lambda w: "/ops/stats", everyone(403, anonymous=401, admin=200, revoked=401)),
+    # The consistency check: admins only (a session or an admin's token); service tokens are refused too.
+    Case("POST", "/api/sync", lambda w: "/api/sync", everyone(403, anonymous=401, admin=200, revoked=401)),
+    Case("GET", "/ops/check", lambda w: "/ops/check", everyone(403, anonymous=401, admin=200, revoked=401)),
+    Case("POST", "/ops/check", lambda w: "/ops/check", everyone(403, anonymous=401, admin=200, revoked=401)),
     Case("GET", "/_auth/images", lambda w: "/_auth/images", everyone(204, revoked=401)),  # PRIVATE_IMAGES off
     Case("GET", "/static/{file_path:path}", lambda w: "/static/site.css", PUBLIC),
     Case("HEAD", "/static/{file_path:path}", lambda w: "/static/site.css", PUBLIC),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import hmac
 import math
@@ -20,10 +21,13 @@ from imagehost.accounts.principal import ANONYMOUS, Principal
 from imagehost.errors import (
     DeleteForbidden,
     FileTooLarge,
+    ImageHostError,
     ImageNotFound,
     ImageProcessingFailed,
     NoFileGiven,
     ServiceStopping,
+    StorageFull,
+    StorageUnavailable,
 )
 from imagehost.images.inspection import CONTENT_TYPES, EXTENSIONS
 from imagehost.images.pipeline import ProcessedImage, convert_for_api, process_upload, sizes_below
@@ -53,6 +57,21 @@ def clean_original_name(name: str | None) -> str:
 
 def hash_key(delete_key: str) -> str:
     return hashlib.sha256(delete_key.encode()).hexdigest()
+
+
+def storage_refusal(error: OSError) -> ImageHostError:
+    """What a failed write or removal in IMAGES_DIR means for the client: full (507) or unavailable (503)."""
+    reason = f"{type(error).__name__}: {error}"
+    if error.errno in {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}:
+        return StorageFull(reason=reason)
+    return StorageUnavailable(reason=reason)
+
+
+async def lock_stored_name(stored_name: str) -> None:
+    """A transaction-long lock on one stored name, so that settling an interrupted upload or delete
+    waits for a transaction of it that the server may still be finishing (see finish_interrupted)."""
+    key = int.from_bytes(hashlib.sha256(stored_name.encode()).digest()[:8], "big", signed=True)
+    await Image.raw("SELECT pg_advisory_xact_lock({})", key)
 
 
 @dataclass(frozen=True)
@@ -229,12 +248,20 @@ class ImageService:
             raise ImageProcessingFailed(filename=name, reason=failure.reason) from None
 
     async def _store(self, name: str, processed: ProcessedImage, principal: Principal) -> UploadResult:
+        """The row first (no file is written while the database is down), then the files, then COMMIT.
+
+        The files are in place before the row can be seen, and a marker in the staging folder ties
+        them to the row until the outcome is known (storage.py): a crash at any point leaves either
+        both or, once finish_interrupted has run, neither.
+        """
         content = processed.content
         stored_name = new_stored_name(EXTENSIONS[processed.file_format])
         delete_key = secrets.token_urlsafe(16)
-        written = False
+        files = None
+        committing = False
         try:
             async with Image._meta.db.transaction():
+                await lock_stored_name(stored_name)
                 row = Image(
                     stored_name=stored_name,
                     original_name=name,
@@ -250,18 +277,51 @@ class ImageService:
                     uploader_name=principal.name if principal.signed_in else None,
                 )
                 await row.save()
-                written = True  # from here on, files may exist and must be removed on failure
-                await anyio.to_thread.run_sync(self.store.write_image, stored_name, content, processed.thumbnails)
+                try:
+                    files = await anyio.to_thread.run_sync(
+                        self.store.write_provisional, stored_name, content, processed.thumbnails
+                    )
+                except OSError as error:
+                    raise storage_refusal(error) from None
+                committing = True
         except BaseException:
-            # The row rolled back; make sure no file outlives it.
-            if written:
-                await anyio.to_thread.run_sync(self.store.remove, stored_name)
+            if files is not None and committing:
+                # The COMMIT's answer was lost: the row may or may not be there. The marker stays
+                # for finish_interrupted, which asks the database once it answers again.
+                await anyio.to_thread.run_sync(files.leave)
+            elif files is not None:
+                await anyio.to_thread.run_sync(files.discard)  # rolled back: no file outlives it
             raise
+        await anyio.to_thread.run_sync(files.keep)
         image = await self.get(row.id)
         made = f", converted from {processed.source_format}" if processed.source_format else ""
         by = f" by {principal.name}" if principal.signed_in else ""
         self.log.info(f"image {stored_name} uploaded{by} ({name}, {len(content)} bytes{made}).", action="Success")
         return UploadResult(image=image, delete_key=delete_key)
+
+    async def finish_interrupted(self) -> int:
+        """Settle the uploads and deletes a crash (or a lost COMMIT answer) left undecided: the files
+        stay if their row is there and go if it is not. Runs at start and whenever the database
+        comes back. Returns how many were settled."""
+        undecided = await anyio.to_thread.run_sync(self.store.interrupted)
+        settled = 0
+        try:
+            while undecided:
+                files = undecided[0]
+                async with Image._meta.db.transaction():
+                    await lock_stored_name(files.stored_name)  # waits out a COMMIT still in progress
+                    row_exists = await Image.exists().where(Image.stored_name == files.stored_name)
+                await anyio.to_thread.run_sync(files.keep if row_exists else files.discard)
+                undecided.pop(0)
+                settled += 1
+                outcome = "kept, its row is there" if row_exists else "removed, it has no row"
+                self.log.warning(
+                    f"interrupted upload or delete of {files.stored_name} settled: files {outcome}.", action="Storage"
+                )
+        finally:
+            for files in undecided:  # the database went away again: next time
+                files.leave()
+        return settled
 
     async def regenerate_thumbnails(self, *, only_missing: bool = True) -> tuple[int, int]:
         """Make thumbnails that are missing (after a restore or a change of THUMBNAIL_SIZES).
@@ -378,12 +438,27 @@ class ImageService:
         principal = credentials.principal
         if not self.policy.may_delete(principal, image.uploader_sub, has_key=has_key, operator=credentials.operator):
             raise DeleteForbidden(name=image.stored_name, who=principal.name or "anonymous")
-        deleted = await Image.delete().where(Image.id == image_id).returning(Image.id)
+        # The marker first, then the row, then the files: never a row whose link is dead, and a crash
+        # between the steps is settled by finish_interrupted (storage.py).
+        try:
+            files = await anyio.to_thread.run_sync(self.store.provisional, image.stored_name)
+        except OSError as error:
+            raise storage_refusal(error) from None
+        try:
+            async with Image._meta.db.transaction():
+                await lock_stored_name(image.stored_name)
+                deleted = await Image.delete().where(Image.id == image_id).returning(Image.id)
+        except BaseException:
+            await anyio.to_thread.run_sync(files.leave)  # deleted or not: its row will tell
+            raise
         if not deleted:
+            await anyio.to_thread.run_sync(files.keep)
             raise ImageNotFound(name=f"#{image_id}")
-        # The row goes first: a crash between the two steps leaves an orphan file (found by the
-        # consistency check), never a row whose link is dead.
-        await anyio.to_thread.run_sync(self.store.remove, image.stored_name)
+        try:
+            await anyio.to_thread.run_sync(files.discard)
+        except OSError as error:  # the row is gone; the files go when the marker is next settled
+            await anyio.to_thread.run_sync(files.leave)
+            self.log.error(f"files of deleted image {image.stored_name} not removed: {error}.", action="Storage")
         if credentials.operator:
             who = "the operator"
         elif principal.signed_in:

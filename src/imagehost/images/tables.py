@@ -22,3 +22,6 @@ class Image(Table, tablename="images"):
     # Who uploaded it (the OpenID Connect subject and display name); NULL for anonymous uploads.
     uploader_sub = Varchar(length=255, null=True, default=None)
     uploader_name = Varchar(length=255, null=True, default=None)
+    # When the consistency check's repair found the file gone and the operator chose to keep the row
+    # (`just check --repair --missing-rows=mark`); NULL for every image whose file is in place.
+    file_missing_since = Timestamptz(null=True, default=None)

@@ -29,6 +29,8 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
     errors.ImageNotFound: 404,
     errors.PageNotFound: 404,
     errors.StorageUnavailable: 503,
+    errors.StorageFull: 507,
+    errors.UploadTooSlow: 408,
     errors.DatabaseUnavailable: 503,
     errors.ImageProcessingFailed: 422,
     errors.ServiceStopping: 503,
@@ -52,6 +54,9 @@ DATABASE_OUTAGES = (
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.InternalClientError,  # a connection the server dropped mid-operation
 )
 TOO_MANY_REQUESTS = N_("Too many requests from your address: please wait {seconds} seconds and try again.")
@@ -141,7 +146,11 @@ def too_many_requests(request: Request, error: HTTPException) -> Response:
 
 def handle_unexpected(request: Request, error: Exception) -> Response:
     if isinstance(error, DATABASE_OUTAGES):
-        return handle_domain_error(request, errors.DatabaseUnavailable(reason=f"{type(error).__name__}: {error}"))
+        reason = f"{type(error).__name__}: {error}"
+        database = getattr(request.app.state, "database", None)
+        if database is not None:
+            database.lost(reason)  # logs the loss once and makes the watcher look at once
+        return handle_domain_error(request, errors.DatabaseUnavailable(reason=reason))
     action_log().error(
         f"unexpected error on {request.method} {request.url.path}: {type(error).__name__}: {error}", action="Error"
     )
