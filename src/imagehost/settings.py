@@ -171,7 +171,7 @@ class Settings:
             values["default_language"] = language
         if "ACCEL_DOWNLOADS" in env:
             values["accel_downloads"] = _bool(env["ACCEL_DOWNLOADS"], "ACCEL_DOWNLOADS")
-        if "SECURE_COOKIES" in env:
+        if env.get("SECURE_COOKIES", "").strip():
             values["secure_cookies"] = _bool(env["SECURE_COOKIES"], "SECURE_COOKIES")
         elif str(values.get("public_base_url", "")).startswith("https://"):
             values["secure_cookies"] = True
