@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from tests.live import free_port
+from tests.live import free_port, wait_until_healthy
 
 CLIENT_ID = "imagehost"
 CLIENT_SECRET = "secret"  # the mock provider accepts any secret
@@ -52,19 +51,9 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
     )
     http = httpx.Client(timeout=10)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the OIDC provider exited: {output_path.read_text()}")
-            try:
-                discovery = http.get(f"{url}/.well-known/openid-configuration", timeout=1)
-                if discovery.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the OIDC provider did not answer in 20 s: {output_path.read_text()}")
-            time.sleep(0.1)
+        discovery_url = f"{url}/.well-known/openid-configuration"
+        wait_until_healthy(discovery_url, process, "the OIDC provider", output_path.read_text, 20)
+        discovery = http.get(discovery_url)
         yield Provider(url=url, http=http, metadata=discovery.json())
     finally:
         http.close()

@@ -108,11 +108,6 @@ def decode_checked(
     return DecodedImage(facts=facts, first_frame=first_frame, orientation=orientation)
 
 
-def inspect_image(content: bytes, filename: str, allowed: tuple[str, ...], max_pixels: int) -> ImageFacts:
-    """What the file is, after the same checks and full decode as an upload. Blocking."""
-    return decode_checked(content, filename, allowed, max_pixels).facts
-
-
 def _png_end(content: bytes) -> int:
     position = 8
     while True:

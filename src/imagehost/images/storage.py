@@ -29,6 +29,15 @@ THUMBS = "thumbs"
 STORED_NAME = re.compile(r"^[A-Za-z0-9_-]{16,64}\.(jpg|png|gif)$")
 
 
+def fsync_folder(folder: Path) -> None:
+    """Make a rename or a new file in `folder` survive a power cut."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def new_stored_name(extension: str) -> str:
     return secrets.token_urlsafe(16) + extension
 
@@ -237,8 +246,4 @@ class ImageStore:
 
     @staticmethod
     def _sync_folder(folder: Path) -> None:
-        descriptor = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        fsync_folder(folder)

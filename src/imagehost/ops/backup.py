@@ -45,7 +45,7 @@ import anyio.to_thread
 import asyncpg
 
 import imagehost
-from imagehost.images.storage import STAGING, THUMBS, is_stored_name
+from imagehost.images.storage import STAGING, THUMBS, fsync_folder, is_stored_name
 from imagehost.logging import action_log
 from imagehost.settings import Settings
 
@@ -258,14 +258,6 @@ def _sync_filesystems() -> None:
     os.sync()
 
 
-def _fsync_folder(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 # --- making a backup ---------------------------------------------------------------------------
 
 
@@ -437,7 +429,7 @@ async def _write_backup(settings: Settings, clock: Callable[[], dt.datetime]) ->
                 await anyio.to_thread.run_sync(tar.close)
             await anyio.to_thread.run_sync(_make_durable, partial)
             os.rename(partial, final)
-            _fsync_folder(backup_dir)
+            fsync_folder(backup_dir)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise

@@ -784,6 +784,17 @@ async def sync(request: Request, images: ImageService) -> Response:
     return Response({"status": "success", **report.as_json()})
 
 
+def _answer(request: Request, report: Any) -> Response:
+    """The operator page, its report fragment, or the report as JSON."""
+    return respond(
+        request,
+        page="ops/check.html",
+        fragment="ops/_report.html",
+        context=_page_context(report),
+        json=lambda: _report_json(report),
+    )
+
+
 class ConsistencyController(Controller):
     path = "/ops/check"
 
@@ -791,13 +802,7 @@ class ConsistencyController(Controller):
     async def check_page(self, request: Request, images: ImageService) -> Response:
         images.policy.require_admin(principal_of_request(request))
         report = await anyio.to_thread.run_sync(load_last_report, images.settings)
-        return respond(
-            request,
-            page="ops/check.html",
-            fragment="ops/_report.html",
-            context=_page_context(report),
-            json=lambda: _report_json(report),
-        )
+        return _answer(request, report)
 
     @post(status_code=200)
     async def run_from_page(self, request: Request, images: ImageService) -> Response:
@@ -807,13 +812,7 @@ class ConsistencyController(Controller):
         form = await request.form()
         repair = _missing_rows_choice(form.get("missing_rows")) if form.get("repair") else None
         report = await _check_for(images).run(repair, by=principal.name)
-        return respond(
-            request,
-            page="ops/check.html",
-            fragment="ops/_report.html",
-            context=_page_context(report),
-            json=lambda: _report_json(report),
-        )
+        return _answer(request, report)
 
 
 ROUTES = [sync, ConsistencyController]
