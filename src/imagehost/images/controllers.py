@@ -224,7 +224,8 @@ class UploadController(Controller):
             "result": result,
             "image": image,
             "links": links,
-            "recent": await images.some(recent_ids(request)),
+            # The recent list is HTML only (page, or the fragment's out-of-band part): no query for JSON.
+            "recent": await images.some(recent_ids(request)) if representation(request) != "json" else [],
         }
         return respond(
             request,
