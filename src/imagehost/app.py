@@ -21,6 +21,7 @@ from litestar.template import TemplateConfig
 
 from imagehost import __version__
 from imagehost.accounts.controllers import ProfileController, callback, login, logout
+from imagehost.accounts.identity import principal_of_request
 from imagehost.accounts.oidc import OIDCClient
 from imagehost.accounts.personal_tokens import PersonalTokens
 from imagehost.api.controllers import ConversionController, read_logs
@@ -30,7 +31,6 @@ from imagehost.images.controllers import (
     CatalogueController,
     DeleteController,
     UploadController,
-    principal_of_request,
 )
 from imagehost.images.service import ImageService, human_size
 from imagehost.images.storage import ImageStore

@@ -9,11 +9,11 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import Parameter
 from litestar.response import Redirect
 
+from imagehost.accounts.identity import principal_of_request
 from imagehost.accounts.oidc import OIDCClient, OIDCError, PendingLogin
-from imagehost.accounts.principal import Principal, Role, role_from_claims
+from imagehost.accounts.principal import Kind, Principal, Role, role_from_claims
 from imagehost.accounts.session import SESSION_PENDING, SESSION_USER, forget_user, remember_user
 from imagehost.errors import SignInFailed, SignInRequired, SignInUnavailable
-from imagehost.images.controllers import principal_of_request
 from imagehost.logging import action_log
 from imagehost.web.responses import representation, respond
 
@@ -125,7 +125,7 @@ class ProfileController(Controller):
 
     def _signed_in(self, request: Request) -> Principal:
         principal = principal_of_request(request)
-        if principal.via != "session":
+        if principal.kind is not Kind.PERSON:
             raise SignInRequired(action="open the profile")
         return principal
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from imagehost.accounts.policy import Policy
-from imagehost.accounts.principal import Principal, Role
+from imagehost.accounts.principal import Kind, Principal, Role
 from imagehost.accounts.tables import ApiToken
 from imagehost.errors import ActionForbidden, InvalidParameter, TokenNotFound
 from imagehost.logging import action_log
@@ -68,7 +68,7 @@ class PersonalTokens:
         self.log = action_log()
 
     async def create(self, principal: Principal, name: str) -> tuple[str, TokenInfo]:
-        if principal.via != "session" or principal.role < Role.VIEWER:
+        if principal.kind is not Kind.PERSON or principal.role < Role.VIEWER:
             raise ActionForbidden(
                 name=principal.name or "anonymous", action="create a token", role=principal.role.name.lower()
             )
@@ -130,7 +130,9 @@ class PersonalTokens:
         if row is None or row["revoked_at"] is not None:
             return None
         await ApiToken.update({ApiToken.last_used_at: datetime.now(UTC)}).where(ApiToken.id == row["id"])
-        return Principal(sub=row["owner_sub"], name=row["owner_name"], role=Role(row["owner_role"]), via="token")
+        return Principal(
+            sub=row["owner_sub"], name=row["owner_name"], role=Role(row["owner_role"]), kind=Kind.PERSONAL_TOKEN
+        )
 
     async def follow_role(self, principal: Principal) -> None:
         """At each sign-in, the owner's tokens take the role the provider gives now (up or down)."""

@@ -1,10 +1,16 @@
-"""Who is asking: a signed-in person with a role, or an anonymous visitor."""
+"""Who is asking: a signed-in person, a token (personal, service, operator) or an anonymous visitor.
+
+A principal has an identity (`sub`, what uploads and tokens are recorded under) and a kind (how
+it came here), kept apart: rules about kinds ("/logs is for service tokens") never compare
+identities, and identities of different kinds can never be equal (`oidc:...` for people,
+`token:...` for tokens).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum, auto
 from typing import Any
 
 from imagehost.settings import Settings
@@ -19,16 +25,43 @@ class Role(IntEnum):
     ADMIN = 3
 
 
+class Kind(StrEnum):
+    """How the caller proved who they are."""
+
+    ANONYMOUS = auto()
+    PERSON = auto()  # signed in through OpenID Connect: the session cookie
+    PERSONAL_TOKEN = auto()  # a person's own API token, acting with their role
+    SERVICE_TOKEN = auto()  # one of API_TOKENS
+    OPERATOR = auto()  # ADMIN_TOKEN
+
+
+# People's identities are the provider's subject under this prefix; tokens' start with `token:`.
+OIDC_PREFIX = "oidc:"
+TOKEN_PREFIX = "token:"  # noqa: S105 (a name space, not a secret)
+
+
+def person_identity(subject: str) -> str:
+    """The identity of a person the provider calls `subject` (stable across issuer URL changes)."""
+    return OIDC_PREFIX + subject
+
+
 @dataclass(frozen=True)
 class Principal:
     sub: str | None = None
     name: str = ""
     role: Role = Role.NONE
-    via: str = "anonymous"  # anonymous, session, token
+    kind: Kind = Kind.ANONYMOUS
 
     @property
     def signed_in(self) -> bool:
         return self.sub is not None
+
+    @property
+    def via(self) -> str:
+        """For templates: "session", "token" or "anonymous"."""
+        if self.kind is Kind.PERSON:
+            return "session"
+        return "anonymous" if self.kind is Kind.ANONYMOUS else "token"
 
     @property
     def is_admin(self) -> bool:

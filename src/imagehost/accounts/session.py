@@ -1,5 +1,5 @@
 """The signed-in person lives in the signed, encrypted session cookie, with an idle and an absolute
-lifetime; a Bearer token (API_TOKENS) stands for a service."""
+lifetime."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from typing import Any
 from litestar import Request
 from litestar.connection import ASGIConnection
 
-from imagehost.accounts.principal import ANONYMOUS, Principal, Role
-from imagehost.api.tokens import bearer_token, token_is_valid
-from imagehost.errors import TokenRefused
+from imagehost.accounts.principal import ANONYMOUS, Kind, Principal, Role
 from imagehost.logging import action_log
+from imagehost.settings import Settings
 
 SESSION_USER = "user"
 SESSION_PENDING = "oidc_pending"
@@ -28,10 +27,10 @@ def remember_user(request: Request, claims: dict[str, Any], role: Role, id_token
     session = {key: value for key, value in (request.session or {}).items() if key != SESSION_PENDING}
     # The ID token is kept for the provider's logout (id_token_hint), nothing else.
     request.set_session({**session, SESSION_USER: user, "id_token": id_token})
-    return Principal(sub=user["sub"], name=user["name"], role=role, via="session")
+    return Principal(sub=user["sub"], name=user["name"], role=role, kind=Kind.PERSON)
 
 
-def forget_user(request: Request) -> None:
+def forget_user(request: Request | ASGIConnection) -> None:
     """End the signed-in session; the person's uploads leave this browser's recent list too."""
     session = dict(request.session or {})
     for key in (SESSION_USER, "id_token", SESSION_PENDING):
@@ -41,37 +40,12 @@ def forget_user(request: Request) -> None:
     request.set_session(session)
 
 
-SERVICE = Principal(sub="token:service", name="service token", role=Role.USER, via="token")
-# ADMIN_TOKEN: the operator of an installation, with or without accounts.
-OPERATOR = Principal(sub="token:operator", name="operator", role=Role.ADMIN, via="token")
-
-
-async def resolve_principal(connection: ASGIConnection) -> Principal:
-    """Who is asking, worked out once per request (guards and handlers share it)."""
-    cached = getattr(connection.state, "principal", None)
-    if cached is None:
-        cached = await _principal_of(connection)
-        connection.state.principal = cached
-    return cached
-
-
-async def _principal_of(request: ASGIConnection) -> Principal:
-    """A Bearer token (a service token, or a personal one that is not revoked), else the session.
-    Expired sessions are ended here, and the end is logged."""
-    settings = request.app.state.settings
-    token = bearer_token(request)
-    if token:
-        if token_is_valid(token, settings.api_tokens):
-            return SERVICE
-        if settings.admin_token and token_is_valid(token, (settings.admin_token,)):
-            return OPERATOR
-        personal = await request.app.state.personal_tokens.authenticate(token)
-        if personal is None:
-            raise TokenRefused(method=request.scope.get("method", ""), path=request.url.path)
-        return personal
-    if not settings.oidc_enabled or "session" not in request.scope:
+async def session_principal(connection: ASGIConnection, settings: Settings) -> Principal:
+    """The signed-in person of the session cookie, or anonymous. Expired sessions are ended here,
+    and the end is logged."""
+    if not settings.oidc_enabled or "session" not in connection.scope:
         return ANONYMOUS
-    user = (request.session or {}).get(SESSION_USER)
+    user = (connection.session or {}).get(SESSION_USER)
     if not isinstance(user, dict):
         return ANONYMOUS
     now = time.time()
@@ -82,10 +56,10 @@ async def _principal_of(request: ASGIConnection) -> Principal:
         expired = "was idle too long"
     if expired:
         action_log().info(f"session of {user.get('name')} {expired}; signed out.", action="Logout")
-        forget_user(request)
+        forget_user(connection)
         return ANONYMOUS
     if now - float(user.get("seen_at", 0)) > min(SEEN_RESOLUTION_SECONDS, settings.session_idle_seconds / 10):
-        request.set_session({**request.session, SESSION_USER: {**user, "seen_at": now}})
+        connection.set_session({**connection.session, SESSION_USER: {**user, "seen_at": now}})
     return Principal(
-        sub=str(user["sub"]), name=str(user.get("name", "")), role=Role(int(user.get("role", 0))), via="session"
+        sub=str(user["sub"]), name=str(user.get("name", "")), role=Role(int(user.get("role", 0))), kind=Kind.PERSON
     )

@@ -8,9 +8,10 @@ from typing import Any
 from litestar import Controller, Request, Response, get, post
 from litestar.response import File
 
-from imagehost.accounts.session import SERVICE
+from imagehost.accounts.identity import principal_of_request
+from imagehost.accounts.principal import Kind
 from imagehost.errors import ImageNotFound, InvalidParameter
-from imagehost.images.controllers import IMAGE_SECURITY_HEADERS, Links, principal_of_request, uploaded_file
+from imagehost.images.controllers import IMAGE_SECURITY_HEADERS, Links, uploaded_file
 from imagehost.images.service import ImageService
 from imagehost.logging import tail_lines
 
@@ -78,7 +79,7 @@ class ConversionController(Controller):
 async def read_logs(request: Request, limit: str | None = None) -> str:
     """The log names people: service tokens (API_TOKENS) and admins' tokens may read it."""
     principal = principal_of_request(request)
-    if principal.sub != SERVICE.sub:
+    if principal.kind is not Kind.SERVICE_TOKEN:
         request.app.state.image_service.policy.require_admin(principal)
     count = LOG_LIMIT_DEFAULT if limit is None else _whole_number("limit", limit, 1, LOG_LIMIT_MAX)
     lines = tail_lines(request.app.state.settings.log_dir / "app.log", count)

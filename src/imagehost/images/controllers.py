@@ -10,7 +10,7 @@ from litestar import Controller, Request, Response, delete, get, post, route
 from litestar.datastructures import UploadFile
 from litestar.response import File, Redirect
 
-from imagehost.accounts.principal import ANONYMOUS, Principal
+from imagehost.accounts.identity import principal_of_request
 from imagehost.errors import ImageNotFound
 from imagehost.images.inspection import CONTENT_TYPES, EXTENSIONS
 from imagehost.images.pipeline import sizes_below
@@ -101,11 +101,6 @@ def private_refusal(request: Request, images: ImageService) -> Response | None:
             "Sign in to see this image.\n", status_code=401, media_type="text/plain", headers=IMAGE_SECURITY_HEADERS
         )
     return None
-
-
-def principal_of_request(request: Request) -> Principal:
-    """Set for every request by the before-request hook (web/guard.py)."""
-    return getattr(request.state, "principal", ANONYMOUS)
 
 
 def image_json(image: StoredImage, links: Links) -> dict[str, Any]:

@@ -39,8 +39,8 @@ from litestar import Controller, Request, Response, get, post
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
+from imagehost.accounts.identity import principal_of_request
 from imagehost.errors import N_, InvalidParameter
-from imagehost.images.controllers import principal_of_request
 from imagehost.images.inspection import SIGNATURES
 from imagehost.images.pipeline import sizes_below, thumbnails_for_stored
 from imagehost.images.service import ImageService, ThreadRunner

@@ -11,7 +11,7 @@ import anyio.to_thread
 from litestar import Request, Response, get
 
 from imagehost import __version__
-from imagehost.images.controllers import principal_of_request
+from imagehost.accounts.identity import principal_of_request
 from imagehost.images.service import ImageService
 from imagehost.images.tables import Image
 from imagehost.logging import tail_lines

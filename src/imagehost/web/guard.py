@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from litestar import Request
 
-from imagehost.accounts.session import resolve_principal
+from imagehost.accounts.identity import resolve_principal
 from imagehost.errors import CrossSiteRequestRefused
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
