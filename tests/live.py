@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The access log without delete keys, as in the Dockerfile.
+UVICORN_LOGGING = PROJECT_ROOT / "deploy" / "uvicorn-logging.json"
 
 
 def free_port() -> int:
@@ -48,6 +50,8 @@ def uvicorn_command(port: int) -> list[str]:
         "--proxy-headers",
         "--forwarded-allow-ips",
         "127.0.0.1",
+        "--log-config",
+        str(UVICORN_LOGGING),
     ]
 
 

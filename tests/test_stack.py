@@ -1,7 +1,8 @@
 """The real nginx, configured by the project's own nginx.conf, in front of a live app: the compose stack without Docker.
 
-nginx.conf is rendered the way the nginx image renders its templates (only the four variables below are
-substituted) and wrapped in a minimal main config in a temporary folder.
+nginx.conf is rendered the way the nginx image renders its templates (only the variables below are
+substituted, with the values compose's own deploy/nginx-env.sh derives from the app's settings) and
+wrapped in a minimal main config in a temporary folder.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import psutil
 import pytest
 
 from imagehost.images.controllers import IMAGE_SECURITY_HEADERS, IMMUTABLE, PRIVATE_IMMUTABLE
-from imagehost.settings import Settings
 from tests.conftest import ADMIN_TOKEN, HTML, HTMX, png_bytes, run_sql
 from tests.images.test_upload import MIB, exactly
 from tests.live import PROJECT_ROOT, LiveApp, free_port, live_app, require, wait_until_healthy
@@ -43,7 +43,11 @@ TEMPLATE_VARIABLES = (
     "NGINX_API_MAX_BODY",
     "IMAGES_AUTH_REQUEST",
     "IMAGES_CACHE_CONTROL",
+    "NGINX_ACCESS_LOG",
 )
+NGINX_ENV_SCRIPT = PROJECT_ROOT / "deploy" / "nginx-env.sh"
+# The app's settings that nginx-env.sh reads (compose passes these to the nginx service).
+NGINX_SETTINGS = ("MAX_UPLOAD_BYTES", "API_MAX_UPLOAD_BYTES", "PRIVATE_IMAGES")
 CURL = {"Accept": "*/*", "User-Agent": "curl/8.14.1"}
 TOO_LARGE = "The upload is larger than this server accepts."
 
@@ -70,7 +74,7 @@ http {{
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
     sendfile on;
-    access_log "{prefix}/access.log";
+    access_log "{prefix}/http-access.log";
     client_body_temp_path "{prefix}/client_body";
     proxy_temp_path "{prefix}/proxy";
     fastcgi_temp_path "{prefix}/fastcgi";
@@ -81,6 +85,16 @@ http {{
 """
 
 
+def nginx_environment(app_env: Mapping[str, str], access_log: Path) -> dict[str, str]:
+    """What deploy/nginx-env.sh (compose's nginx command) exports for the app's settings."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NGINX_ACCESS_LOG": str(access_log)}
+    env |= {name: app_env[name] for name in NGINX_SETTINGS if name in app_env}
+    done = subprocess.run(["sh", str(NGINX_ENV_SCRIPT), "env"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    exported = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    return {name: exported[name] for name in TEMPLATE_VARIABLES if name in exported}
+
+
 @contextmanager
 def running_nginx(binary: str, prefix: Path, app: LiveApp) -> Iterator[int]:
     prefix.mkdir()
@@ -89,15 +103,8 @@ def running_nginx(binary: str, prefix: Path, app: LiveApp) -> Iterator[int]:
         "NGINX_PORT": f"127.0.0.1:{port}",
         "APP_UPSTREAM": f"127.0.0.1:{app.port}",
         "IMAGES_ROOT": str(app.images_dir),
-        # As compose computes it: MAX_UPLOAD_BYTES + 65536, the app's own request limit.
-        "NGINX_MAX_BODY": str(Settings.from_env(app.env).max_request_bytes),
-        "NGINX_API_MAX_BODY": str(Settings.from_env(app.env).api_max_request_bytes),
-        # As compose derives them from PRIVATE_IMAGES.
-        **(
-            {"IMAGES_AUTH_REQUEST": "/_auth/images", "IMAGES_CACHE_CONTROL": PRIVATE_IMMUTABLE}
-            if Settings.from_env(app.env).private_images
-            else {"IMAGES_AUTH_REQUEST": "off", "IMAGES_CACHE_CONTROL": IMMUTABLE}
-        ),
+        # The rest as compose derives them: from the app's own settings, by deploy/nginx-env.sh.
+        **nginx_environment(app.env, access_log=prefix / "access.log"),
     }
     template = NGINX_TEMPLATE.read_text(encoding="utf-8")
     unknown = {m.group(1) or m.group(2) for m in re.finditer(r"\$\{(\w+)\}|\$([A-Z_][A-Z0-9_]*)\b", template)}
@@ -548,14 +555,15 @@ def test_the_conversion_api_takes_larger_files_through_nginx_than_uploads(stack)
 # --- PRIVATE_IMAGES: nginx asks the app before serving an original or a thumbnail ----------------
 
 
-@pytest.fixture(scope="module")
-def private_stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+# Every spelling the app reads as true must close nginx too (compose once matched lower-case `true` only).
+@pytest.fixture(scope="module", params=["True", "1"])
+def private_stack(request, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     require(binary)
     workdir = tmp_path_factory.mktemp("private-stack")
     # Sign-in on (nobody signs in here: the issuer is never asked), browsing closed to visitors.
     settings = {
-        "PRIVATE_IMAGES": "true",
+        "PRIVATE_IMAGES": request.param,
         "OIDC_ISSUER": "http://127.0.0.1:9/realms/unused",
         "OIDC_CLIENT_ID": "imagehost",
         "API_TOKENS": API_TOKEN,
@@ -587,3 +595,65 @@ def test_private_images_are_served_by_nginx_only_to_those_who_may_browse(private
     assert "GET /_auth/images" in log and f"GET /images/{body['filename']}" not in log
     assert httpx.get(f"{private_stack.url}/download/{body['id']}").status_code == 401
     assert httpx.get(f"{private_stack.url}/download/{body['id']}", headers=token).content == content
+
+
+# --- secrets out of the logs, one set of security headers -----------------------------------------
+
+
+def test_delete_keys_reach_neither_nginxs_access_log_nor_the_apps(stack):
+    body = stack.upload(png_bytes(12, 12, (1, 2, 3)), "secret-key.png").json()
+    key = body["delete_url"].split("key=", 1)[1]
+    assert len(key) >= 16
+    referer = {"Referer": f"{stack.url}/delete/{body['id']}?key={key}"}
+    assert httpx.get(f"{stack.url}/", headers={**HTML, **referer}).status_code == 200
+    assert httpx.get(f"{stack.url}/images/?page=1&KEY={key}", headers=HTML).status_code == 200
+    deleted = httpx.delete(f"{stack.url}/delete/{body['id']}?key={key}")
+    assert deleted.status_code == 200, deleted.text
+    assert httpx.get(body["url"]).status_code == 404
+
+    access_log = (stack.workdir / "nginx" / "access.log").read_text(encoding="utf-8", errors="replace")
+    assert f'DELETE /delete/{body["id"]}?[redacted] HTTP/1.1" 200' in access_log
+    assert "GET /images/?[redacted] HTTP/1.1" in access_log
+    assert '"GET / HTTP/1.1" 200' in access_log and '"[redacted]"' in access_log  # the Referer
+    assert key not in access_log
+    app_log = stack.app_log()
+    assert f'DELETE /delete/{body["id"]}?[redacted] HTTP/1.1" 200' in app_log
+    assert key not in app_log
+    # Only the key goes: other queries stay readable in both logs.
+    assert httpx.get(f"{stack.url}/images/?page=2", headers=HTML).status_code == 200
+    assert "GET /images/?page=2 HTTP/1.1" in (stack.workdir / "nginx" / "access.log").read_text()
+    assert "?page=2 HTTP/1.1" in stack.app_log()
+
+
+def header_values(response: httpx.Response, name: str) -> list[str]:
+    return response.headers.get_list(name)
+
+
+def test_nginx_adds_no_security_headers_of_its_own_to_the_apps_pages(stack, picture):
+    body, _ = picture
+    for path in ("/", "/images/", "/upload", f"/i/{body['filename']}", "/no-such-page"):
+        direct = httpx.get(f"{stack.app.url}{path}", headers=HTML)
+        proxied = httpx.get(f"{stack.url}{path}", headers=HTML)
+        assert proxied.status_code == direct.status_code, path
+        for name in ("content-security-policy", "referrer-policy", "x-content-type-options"):
+            # Exactly what the app sent: never a second copy from nginx (a browser enforces every CSP).
+            assert header_values(proxied, name) == header_values(direct, name), (path, name)
+            assert len(header_values(proxied, name)) <= 1, (path, name)
+
+
+def test_what_nginx_serves_itself_keeps_its_sandbox_policy_once(stack, picture):
+    body, _ = picture
+    sandbox = IMAGE_SECURITY_HEADERS["Content-Security-Policy"]
+    for url, status in (
+        (body["url"], 200),
+        (f"{stack.url}/images/AAAAAAAAAAAAAAAAAAAAAA.png", 404),
+        (f"{stack.url}/images/thumbs/160/AAAAAAAAAAAAAAAAAAAAAA.png.webp", 404),
+        (f"{stack.url}/images/foo", 404),
+    ):
+        answer = httpx.get(url)
+        assert answer.status_code == status, url
+        assert header_values(answer, "content-security-policy") == [sandbox], url
+    too_big = stack.upload(b"\0" * (6 * MIB), "huge.png", headers=HTML)
+    assert too_big.status_code == 413
+    assert header_values(too_big, "content-security-policy") == ["default-src 'none'; frame-ancestors 'none'"]
+    assert header_values(too_big, "x-content-type-options") == ["nosniff"]

@@ -42,6 +42,9 @@ def main() -> int:
         port,
         "--app-dir",
         str(PROJECT_ROOT / "src"),
+        # uvicorn's access log without delete keys (imagehost/access_log.py)
+        "--log-config",
+        str(PROJECT_ROOT / "deploy" / "uvicorn-logging.json"),
     ]
     try:
         return subprocess.call(command, env=env, cwd=PROJECT_ROOT)

@@ -26,11 +26,52 @@ def test_the_realm_has_our_roles_client_and_role_mapper():
     assert mapper["config"]["id.token.claim"] == mapper["config"]["userinfo.token.claim"] == "true"
 
 
-def test_each_demo_user_gets_the_role_its_name_says():
+def test_the_realm_ships_no_users_and_no_client_secret():
+    """Anyone could sign in to a fresh install with known passwords, or act as its client."""
     realm = json.loads(REALM.read_text())
+    assert not realm.get("users")
+    client = next(c for c in realm["clients"] if c["clientId"] == "imagehost")
+    assert "secret" not in client  # Keycloak generates one at import (README: step by step)
+    assert "change-me" not in REALM.read_text()
+
+
+def test_each_role_maps_to_the_app_role_its_name_says():
     settings = Settings()
-    for user in realm["users"]:
-        claims = {"realm_access": {"roles": user["realmRoles"]}}
-        assert claim_at(claims, settings.oidc_roles_claim) == user["realmRoles"]
-        role = role_from_claims(claims, settings)
-        assert role.name.lower() == {"viewer": "viewer", "user": "user", "admin": "admin"}[user["username"]]
+    names = {settings.role_viewer: "viewer", settings.role_user: "user", settings.role_admin: "admin"}
+    for name, expected in names.items():
+        claims = {"realm_access": {"roles": [name]}}
+        assert claim_at(claims, settings.oidc_roles_claim) == [name]
+        assert role_from_claims(claims, settings).name.lower() == expected
+
+
+def test_keycloak_refuses_to_start_without_its_admin_password():
+    import subprocess
+
+    import yaml
+
+    keycloak = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())["services"]["keycloak"]
+    assert keycloak["profiles"] == ["keycloak"]
+    # Checked inside the container's own command: compose interpolates every service, so a
+    # required-variable `${...:?}` would stop a plain `docker compose up` without the profile.
+    assert ":?" not in str(keycloak)
+    entrypoint = [part.replace("$$", "$") for part in keycloak["entrypoint"]]  # compose's escape
+    assert entrypoint[:2] == ["/bin/sh", "-c"]
+    fake_kc = 'echo kc.sh started with "$@"'
+    script = entrypoint[2].replace("/opt/keycloak/bin/kc.sh", f"sh -c '{fake_kc}' kc.sh")
+    refused = subprocess.run(
+        ["sh", "-c", script, *entrypoint[3:], *keycloak["command"]],
+        env={"PATH": "/usr/bin:/bin", "KC_BOOTSTRAP_ADMIN_PASSWORD": ""},
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode != 0
+    assert "set KEYCLOAK_ADMIN_PASSWORD in .env" in refused.stderr and "started" not in refused.stdout
+    started = subprocess.run(
+        ["sh", "-c", script, *entrypoint[3:], *keycloak["command"]],
+        env={"PATH": "/usr/bin:/bin", "KC_BOOTSTRAP_ADMIN_PASSWORD": "s3cret"},
+        capture_output=True,
+        text=True,
+    )
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == "kc.sh started with start-dev --import-realm"
+    assert keycloak["environment"]["KC_BOOTSTRAP_ADMIN_PASSWORD"] == "${KEYCLOAK_ADMIN_PASSWORD:-}"

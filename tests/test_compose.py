@@ -1,0 +1,180 @@
+"""docker-compose.yml, .env.example, README and deploy/ agree with the app's own settings.
+
+No Docker here: these read the files and run the committed shell scripts. `just compose-test`
+starts the real stack.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator, Mapping
+
+import pytest
+import yaml
+
+from imagehost.settings import Settings, SettingsError, _bool
+from tests.live import PROJECT_ROOT
+
+COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+NGINX_ENV = PROJECT_ROOT / "deploy" / "nginx-env.sh"
+
+
+def nginx_env(**settings: str) -> subprocess.CompletedProcess[str]:
+    """deploy/nginx-env.sh, as compose's nginx entrypoint runs it, printing what it exports."""
+    return subprocess.run(
+        ["sh", str(NGINX_ENV), "env"], env={"PATH": "/usr/bin:/bin", **settings}, capture_output=True, text=True
+    )
+
+
+def exported(done: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    assert done.returncode == 0, done.stderr
+    return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+
+
+SPELLINGS = ["True", "TRUE", "true", "1", "yes", "on", " On ", "false", "False", "0", "off", "no", "", "garbage", "2"]
+
+
+@pytest.mark.parametrize("value", SPELLINGS)
+def test_nginx_reads_private_images_by_the_apps_rule(value):
+    done = nginx_env(PRIVATE_IMAGES=value)
+    try:
+        private = _bool(value, "PRIVATE_IMAGES")
+    except SettingsError:
+        # The app refuses it, so nginx does too (and says why) instead of guessing "public".
+        assert done.returncode != 0
+        assert "PRIVATE_IMAGES must be true or false" in done.stderr
+        assert done.stdout == ""
+        return
+    values = exported(done)
+    if private:
+        assert values["IMAGES_AUTH_REQUEST"] == "/_auth/images"
+        assert values["IMAGES_CACHE_CONTROL"].startswith("private,")
+    else:
+        assert values["IMAGES_AUTH_REQUEST"] == "off"
+        assert values["IMAGES_CACHE_CONTROL"].startswith("public,")
+
+
+def test_nginx_reads_private_images_as_the_app_does_when_compose_sends_its_default():
+    assert exported(nginx_env())["IMAGES_AUTH_REQUEST"] == "off"
+    assert Settings.from_env({}).private_images is False
+
+
+@pytest.mark.parametrize("value", ["1000", "010", " 2048 ", "5242880"])
+def test_nginx_body_limits_are_the_apps(value):
+    values = exported(nginx_env(MAX_UPLOAD_BYTES=value, API_MAX_UPLOAD_BYTES=value))
+    settings = Settings.from_env({"MAX_UPLOAD_BYTES": value, "API_MAX_UPLOAD_BYTES": value})
+    assert int(values["NGINX_MAX_BODY"]) == settings.max_request_bytes
+    assert int(values["NGINX_API_MAX_BODY"]) == settings.api_max_request_bytes
+
+
+@pytest.mark.parametrize("value", ["five", "0", "-1", "1e6", "$(id)", ""])
+def test_nginx_refuses_body_limits_the_app_refuses(value):
+    done = nginx_env(MAX_UPLOAD_BYTES=value)
+    assert done.returncode != 0
+    assert "MAX_UPLOAD_BYTES must be" in done.stderr
+    with pytest.raises(SettingsError):
+        Settings.from_env({"MAX_UPLOAD_BYTES": value})
+
+
+def test_compose_runs_nginx_through_the_script_with_the_settings_it_reads():
+    nginx = COMPOSE["services"]["nginx"]
+    assert "/docker-entrypoint.sh" in nginx["entrypoint"]
+    script = next(v for v in nginx["volumes"] if v.startswith("./deploy/nginx-env.sh:"))
+    assert script.endswith(":ro") and script.split(":")[1] in nginx["entrypoint"]
+    app = COMPOSE["services"]["app"]["environment"]
+    for name in ("MAX_UPLOAD_BYTES", "API_MAX_UPLOAD_BYTES", "PRIVATE_IMAGES"):
+        assert nginx["environment"][name] == app[name], name
+    # envsubst touches exactly the template's own placeholders.
+    template = (PROJECT_ROOT / "nginx.conf").read_text(encoding="utf-8")
+    placeholders = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)\}", template))
+    envsubst_filter = nginx["environment"]["NGINX_ENVSUBST_FILTER"].replace("$$", "$")  # compose's escape
+    allowed = set(re.fullmatch(r"\^\((.*)\)\$", envsubst_filter).group(1).split("|"))
+    assert placeholders == allowed
+
+
+# --- one source of truth for the settings -------------------------------------------------------------
+
+
+class RecordingEnvironment(Mapping[str, str]):
+    """An empty environment that remembers every name Settings.from_env asks it for."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.names.add(name)
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        self.names.add(str(name))
+        return False
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        self.names.add(name)
+        return default
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def settings_the_app_reads() -> set[str]:
+    environment = RecordingEnvironment()
+    Settings.from_env(environment)
+    return environment.names
+
+
+def test_the_recorder_sees_the_settings():
+    names = settings_the_app_reads()
+    assert {"DATABASE_URL", "PRIVATE_IMAGES", "ROLE_ADMIN", "SESSION_IDLE_MINUTES", "BACKUP_KEEP"} <= names
+
+
+def env_example_names() -> set[str]:
+    text = (PROJECT_ROOT / ".env.example").read_text(encoding="utf-8")
+    return set(re.findall(r"^([A-Z][A-Z0-9_]*)=", text, re.MULTILINE))
+
+
+def readme_settings_names() -> set[str]:
+    text = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    return {name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]*)`", row)}
+
+
+def compose_environment() -> dict[str, str]:
+    """The app's environment in compose; the scheduler (which extends it) adds its own."""
+    services = COMPOSE["services"]
+    return {**services["app"]["environment"], **services["scheduler"]["environment"]}
+
+
+def test_every_setting_the_app_reads_is_passed_by_compose():
+    missing = settings_the_app_reads() - set(compose_environment())
+    assert not missing, f"docker-compose.yml does not pass {sorted(missing)} to the app"
+
+
+def test_every_setting_compose_takes_from_env_is_in_env_example():
+    passed = compose_environment()
+    # Settings compose fixes itself (container paths, nginx's downloads) are not the operator's.
+    from_dotenv = {name for name, value in passed.items() if "${" in str(value)}
+    missing = from_dotenv - env_example_names()
+    assert not missing, f".env.example does not list {sorted(missing)}"
+    fixed = set(passed) - from_dotenv
+    assert fixed == {"IMAGES_DIR", "LOG_DIR", "BACKUP_DIR", "ACCEL_DOWNLOADS"}
+
+
+def test_every_setting_the_app_reads_is_in_the_readme():
+    missing = settings_the_app_reads() - readme_settings_names()
+    assert not missing, f"README's settings table does not list {sorted(missing)}"
+
+
+def test_env_example_lists_nothing_compose_ignores():
+    services = COMPOSE["services"]
+    text = (PROJECT_ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    interpolated = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", text))
+    # Build arguments and names only the Dockerfile or compose itself reads count as used.
+    unused = env_example_names() - interpolated
+    assert not unused, f".env.example lists {sorted(unused)}, which docker-compose.yml never reads"
+    assert services["app"]["environment"]["DATABASE_URL"].startswith("${DATABASE_URL")
