@@ -301,7 +301,8 @@ def test_one_scheduler_cycle_at_a_time_with_a_fake_clock(make_client, ops_settin
 
 def test_a_database_load_that_fails_half_way_changes_nothing(make_client, ops_settings, tmp_path):
     """The schema is dropped and reloaded in one transaction, committed only once pg_restore finished well."""
-    from imagehost.ops.backup import BackupError, UnpackedBackup, _restore_database, find_pg_tool
+    from imagehost.ops.backup import BackupError, UnpackedBackup, find_pg_tool
+    from imagehost.ops.backup.restore import restore_database
 
     settings = ops_settings
     upload_some(make_client(), 2)
@@ -320,7 +321,7 @@ def test_a_database_load_that_fails_half_way_changes_nothing(make_client, ops_se
         broken.write_bytes(content)
         unpacked = UnpackedBackup(manifest={}, dump=broken, files_root=tmp_path)
         with pytest.raises(BackupError, match="the database is unchanged"):
-            asyncio.run(_restore_database(settings.database_url, unpacked, pg_restore, []))
+            asyncio.run(restore_database(settings.database_url, unpacked, pg_restore, []))
         assert all_rows(settings.database_url) == before, name
 
 

@@ -1,5 +1,6 @@
 """Every operator route, gathered for create_app()."""
 
-from imagehost.ops import backup, consistency, stats
+from imagehost.ops import stats
+from imagehost.ops.consistency.controllers import ROUTES as CONSISTENCY_ROUTES
 
-ROUTE_HANDLERS = [*backup.ROUTES, *consistency.ROUTES, *stats.ROUTES]
+ROUTE_HANDLERS = [*CONSISTENCY_ROUTES, *stats.ROUTES]
