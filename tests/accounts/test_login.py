@@ -152,7 +152,7 @@ def test_a_user_uploads_and_deletes_their_own_images_only(oidc_client, sign_in, 
     mine = upload(oidc_client, png_bytes(), "bob.png")
     assert mine.status_code == 201
     mine_id = mine.json()["id"]
-    assert uploader_of(settings.database_url, mine_id) == ("sub-bob", "bob")
+    assert uploader_of(settings.database_url, mine_id) == ("oidc:sub-bob", "bob")
     assert any(f"image {mine.json()['filename']} uploaded by bob (bob.png" in line for line in app_log())
     listed = oidc_client.get("/images-list").json()["data"]
     assert [row["id"] for row in listed] == [mine_id]
@@ -168,7 +168,7 @@ def test_a_user_uploads_and_deletes_their_own_images_only(oidc_client, sign_in, 
         assert [row["id"] for row in own] == [mine_id]
         refused = bob_elsewhere.delete(f"/delete/{theirs_id}")
         assert refused.status_code == 403
-        assert bob_elsewhere.get("/images-list?uploader=sub-carol").status_code == 403
+        assert bob_elsewhere.get("/images-list?uploader=oidc:sub-carol").status_code == 403
         assert bob_elsewhere.delete(f"/delete/{mine_id}").status_code == 200
     remaining = run_sql(settings.database_url, "SELECT id FROM images ORDER BY id")
     assert [row["id"] for row in remaining] == [theirs_id]
@@ -190,12 +190,13 @@ def test_an_admin_deletes_any_image_and_sees_and_filters_uploaders(oidc_client, 
     sign_in(oidc_client, "sub-ada", ["appadmin"], "ada")
     catalogue = oidc_client.get("/images/", headers=HTML).text
     assert '<th scope="col">Uploader</th>' in catalogue
-    assert '<a href="/images/?uploader=sub-carol">carol</a>' in catalogue
-    filtered = oidc_client.get("/images/?uploader=sub-carol", headers=HTML)
+    assert '<a href="/images/?uploader=oidc%3Asub-carol">carol</a>' in catalogue
+    filtered = oidc_client.get("/images/?uploader=oidc:sub-carol", headers=HTML)
     assert filtered.status_code == 200
     assert "Images of carol" in filtered.text
     assert "carol.png" in filtered.text and "bob.png" not in filtered.text
-    assert [row["id"] for row in oidc_client.get("/images-list?uploader=sub-carol").json()["data"]] == [ids["carol"]]
+    carols = oidc_client.get("/images-list?uploader=oidc:sub-carol").json()["data"]
+    assert [row["id"] for row in carols] == [ids["carol"]]
 
     assert oidc_client.delete(f"/delete/{ids['bob']}").status_code == 200
     assert oidc_client.post(f"/delete/{ids['carol']}", headers=HTML, follow_redirects=False).status_code == 303

@@ -18,9 +18,6 @@ from imagehost.errors import TokenRefused
 
 # ADMIN_TOKEN: the operator of an installation, with or without accounts.
 OPERATOR = Principal(sub=f"{TOKEN_PREFIX}operator", name="operator", role=Role.ADMIN, kind=Kind.OPERATOR)
-# Uploads made with a service token before each token had its own identity: which token made them
-# was not recorded, so any service token may act for them (policy.may_delete).
-LEGACY_SERVICE_SUB = f"{TOKEN_PREFIX}service"
 
 
 def bearer_token(connection: ASGIConnection) -> str:
@@ -43,7 +40,7 @@ def service_identity(token: str) -> str:
 
 
 def service_principal(token: str) -> Principal:
-    sub = LEGACY_SERVICE_SUB
+    sub = service_identity(token)
     return Principal(
         sub=sub, name=f"service token {sub.removeprefix(TOKEN_PREFIX)}", role=Role.USER, kind=Kind.SERVICE_TOKEN
     )

@@ -3,7 +3,7 @@ only ask them (so a fragment or a JSON route cannot show or do what its page may
 
 from __future__ import annotations
 
-from imagehost.accounts.principal import Principal, Role
+from imagehost.accounts.principal import LEGACY_SERVICE_SUB, Kind, Principal, Role
 from imagehost.errors import ActionForbidden, NoRoleAssigned, SignInRequired
 from imagehost.settings import Settings
 
@@ -32,10 +32,15 @@ class Policy:
 
     def may_delete(self, principal: Principal, uploader: str | None, *, has_key: bool, operator: bool) -> bool:
         """Admins and the operator token delete anything; a user deletes their own uploads;
-        anyone holding the upload's delete key (anonymous uploads) deletes that one."""
+        anyone holding the upload's delete key (anonymous uploads) deletes that one. Uploads made
+        with a service token before each had its own identity may be deleted by any service token."""
         if operator or has_key or principal.is_admin:
             return True
-        return principal.role >= Role.USER and uploader is not None and uploader == principal.sub
+        if principal.role < Role.USER or uploader is None:
+            return False
+        if principal.kind is Kind.SERVICE_TOKEN and uploader == LEGACY_SERVICE_SUB:
+            return True
+        return uploader == principal.sub
 
     def sees_uploaders(self, principal: Principal) -> bool:
         return principal.is_admin

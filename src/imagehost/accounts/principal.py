@@ -40,6 +40,11 @@ OIDC_PREFIX = "oidc:"
 TOKEN_PREFIX = "token:"  # noqa: S105 (a name space, not a secret)
 
 
+# Uploads made with a service token before each token had its own identity: which token made them
+# was not recorded, so any service token may act for them (policy.may_delete).
+LEGACY_SERVICE_SUB = f"{TOKEN_PREFIX}service"
+
+
 def person_identity(subject: str) -> str:
     """The identity of a person the provider calls `subject` (stable across issuer URL changes)."""
     return OIDC_PREFIX + subject

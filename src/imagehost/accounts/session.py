@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Request
 from litestar.connection import ASGIConnection
 
-from imagehost.accounts.principal import ANONYMOUS, Kind, Principal, Role
+from imagehost.accounts.principal import ANONYMOUS, Kind, Principal, Role, person_identity
 from imagehost.logging import action_log
 from imagehost.settings import Settings
 
@@ -27,7 +27,7 @@ def remember_user(request: Request, claims: dict[str, Any], role: Role, id_token
     session = {key: value for key, value in (request.session or {}).items() if key != SESSION_PENDING}
     # The ID token is kept for the provider's logout (id_token_hint), nothing else.
     request.set_session({**session, SESSION_USER: user, "id_token": id_token})
-    return Principal(sub=user["sub"], name=user["name"], role=role, kind=Kind.PERSON)
+    return Principal(sub=person_identity(user["sub"]), name=user["name"], role=role, kind=Kind.PERSON)
 
 
 def forget_user(request: Request | ASGIConnection) -> None:
@@ -61,5 +61,8 @@ async def session_principal(connection: ASGIConnection, settings: Settings) -> P
     if now - float(user.get("seen_at", 0)) > min(SEEN_RESOLUTION_SECONDS, settings.session_idle_seconds / 10):
         connection.set_session({**connection.session, SESSION_USER: {**user, "seen_at": now}})
     return Principal(
-        sub=str(user["sub"]), name=str(user.get("name", "")), role=Role(int(user.get("role", 0))), kind=Kind.PERSON
+        sub=person_identity(str(user["sub"])),
+        name=str(user.get("name", "")),
+        role=Role(int(user.get("role", 0))),
+        kind=Kind.PERSON,
     )
