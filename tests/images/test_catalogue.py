@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from tests.conftest import HTML, png_bytes, run_sql, upload
 
@@ -67,14 +67,17 @@ def test_images_list_json(client):
         "id",
         "filename",
         "original_name",
+        "size",
         "size_kb",
         "upload_time",
         "file_type",
+        "content_type",
         "url",
         "width",
         "height",
         "thumbnails",
         "page_url",
+        "download_url",
     }
     newest = uploaded[-1]
     assert item["id"] == newest["id"] and item["filename"] == newest["filename"]
@@ -86,7 +89,7 @@ def test_images_list_json(client):
     ]
     past = client.get("/images-list?page=9").json()
     assert past["data"] == [] and past["page"] == 9
-    assert client.get("/images-list?page=nonsense").json()["page"] == 1
+    assert client.get("/images-list?page=nonsense").status_code == 400
     # The catalogue URL itself answers JSON to API clients.
     assert client.get("/images/", headers={"Accept": "application/json"}).json()["pagination"]["total_items"] == 12
 
@@ -164,3 +167,32 @@ def test_head_on_direct_links_and_downloads_without_nginx(client):
     download = client.head(f"/download/{body['id']}")
     assert download.status_code == 200 and download.headers["content-disposition"].startswith("attachment")
     assert client.head("/images/AAAAAAAAAAAAAAAAAAAAAA.png").status_code == 404
+
+
+def test_a_download_takes_the_real_formats_extension(client):
+    """`report.html` holding a PNG downloads as `report.png`; a name with the right extension stays."""
+    cases = {
+        "report.html": "report.png",
+        "archive.tar.gz": "archive.tar.png",
+        "noextension": "noextension.png",
+        ".hidden": ".hidden.png",
+        "Photo.PNG": "Photo.PNG",
+        "кот.png": "кот.png",
+    }
+    for original, downloaded in cases.items():
+        body = upload(client, png_bytes(), original).json()
+        disposition = client.get(f"/download/{body['id']}").headers["content-disposition"]
+        assert unquote(disposition.split("filename*=UTF-8''", 1)[1]) == downloaded, original
+        assert body["original_name"] == original  # the catalogue keeps what was uploaded
+
+
+def test_an_image_has_one_json_shape_everywhere(client):
+    """The upload's answer, the list, the catalogue as JSON and the image page describe an image alike."""
+    uploaded = upload(client, png_bytes(), "same.png").json()
+    assert uploaded.pop("status") == "success" and uploaded.pop("delete_url")
+    listed = client.get("/images-list").json()["data"][0]
+    catalogue = client.get("/images/", headers={"Accept": "application/json"}).json()["data"][0]
+    page = client.get(f"/i/{uploaded['filename']}").json()
+    assert page.pop("status") == "success"
+    assert uploaded == listed == catalogue == page
+    assert client.get(page["download_url"].replace("http://testserver.local", "")).status_code == 200

@@ -92,3 +92,25 @@ def test_cross_site_browser_requests_are_refused(client, settings):
     )
     assert same_site.status_code == 201
     assert len(stored_files(settings)) == 2
+
+
+def test_the_key_also_comes_as_a_header_or_a_form_field(client, settings):
+    """Out of the URL, a key stays out of access logs and browser history."""
+    first = upload(client, png_bytes(), "one.png").json()
+    second = upload(client, png_bytes(), "two.png").json()
+    third = upload(client, png_bytes(), "three.png").json()
+    key_of = {body["id"]: body["delete_url"].split("?key=", 1)[1] for body in (first, second, third)}
+    with another_browser(client) as stranger:
+        assert stranger.delete(f"/delete/{first['id']}", headers={"X-Delete-Key": "wrong"}).status_code == 403
+        response = stranger.delete(f"/delete/{first['id']}", headers={"X-Delete-Key": key_of[first["id"]]})
+        assert response.status_code == 200
+        response = stranger.request(
+            "DELETE",
+            f"/delete/{second['id']}",
+            content=f"key={key_of[second['id']]}",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 200
+        response = stranger.post(f"/delete/{third['id']}", data={"key": key_of[third["id"]]})
+        assert response.status_code == 200
+    assert stored_files(settings) == []

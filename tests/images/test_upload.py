@@ -25,13 +25,17 @@ def test_json_upload_answers_201_with_the_documented_fields(client, settings):
         "filename",
         "original_name",
         "size",
+        "size_kb",
         "file_type",
+        "content_type",
         "upload_time",
         "url",
         "delete_url",
         "width",
         "height",
         "page_url",
+        "download_url",
+        "thumbnails",
     }
     assert (body["width"], body["height"]) == (32, 24)
     assert body["page_url"] == f"http://testserver.local/i/{body['filename']}"

@@ -2,6 +2,9 @@ from piccolo.columns import BigInt, Integer, SmallInt, Text, Timestamptz, Varcha
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
+# Ids are PostgreSQL integers (serial): a larger number names no image, and must not reach a query.
+LARGEST_IMAGE_ID = 2**31 - 1
+
 
 class Image(Table, tablename="images"):
     """One stored upload. The file is IMAGES_DIR/<stored_name>; the row is its only record."""

@@ -27,6 +27,7 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
     errors.DeleteForbidden: 403,
     errors.CrossSiteRequestRefused: 403,
     errors.ImageNotFound: 404,
+    errors.StoredNameRefused: 404,
     errors.PageNotFound: 404,
     errors.StorageUnavailable: 503,
     errors.StorageFull: 507,
@@ -35,6 +36,7 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
     errors.ImageProcessingFailed: 422,
     errors.ServiceStopping: 503,
     errors.InvalidParameter: 422,
+    errors.BadQueryParameter: 400,
     errors.Unauthorized: 401,
     errors.SignInRequired: 401,
     errors.TokenRefused: 401,
@@ -47,9 +49,8 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
 # Where htmx puts an error fragment: every page has one element with this id.
 ERROR_TARGET = "#messages"
 UNEXPECTED = N_("Something went wrong on our side. Please try again in a moment.")
-# Errors that mean "PostgreSQL is unreachable", as opposed to a bug in a query.
+# The driver's errors that mean "PostgreSQL is unreachable", as opposed to a bug in a query.
 DATABASE_OUTAGES = (
-    OSError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.InterfaceError,
@@ -99,8 +100,17 @@ def sign_in_redirect(request: Request) -> Response | None:
     return Redirect(target, status_code=303)
 
 
+def status_of(error: ImageHostError) -> int:
+    """Its own entry, else its nearest mapped base class's; an error nobody mapped is our bug (500),
+    never a silent 400 (a test checks that every subclass has an entry)."""
+    for cls in type(error).__mro__:
+        if cls in STATUS_CODES:
+            return STATUS_CODES[cls]
+    return HTTP_500_INTERNAL_SERVER_ERROR
+
+
 def handle_domain_error(request: Request, error: ImageHostError) -> Response:
-    status_code = STATUS_CODES.get(type(error), 400)
+    status_code = status_of(error)
     if isinstance(error, errors.SignInRequired):
         action_log().info(error.log_line(), action="Refused")
         redirect = sign_in_redirect(request)
@@ -144,8 +154,27 @@ def too_many_requests(request: Request, error: HTTPException) -> Response:
     return response
 
 
-def handle_unexpected(request: Request, error: Exception) -> Response:
+def raised_by_the_driver(error: BaseException) -> bool:
+    """True when the error comes out of asyncpg's own code (the last frames of its traceback)."""
+    traceback = error.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_globals.get("__name__", "").startswith("asyncpg."):
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
+def is_database_outage(error: BaseException) -> bool:
+    """The driver's connection errors; and a socket's OSError (refused, reset, timed out) only when
+    the driver raised it while connecting or talking to the server. An OSError anywhere else (a
+    file the app cannot read, a full disk) is not the database's."""
     if isinstance(error, DATABASE_OUTAGES):
+        return True
+    return isinstance(error, OSError) and raised_by_the_driver(error)
+
+
+def handle_unexpected(request: Request, error: Exception) -> Response:
+    if is_database_outage(error):
         reason = f"{type(error).__name__}: {error}"
         database = getattr(request.app.state, "database", None)
         if database is not None:
