@@ -6,25 +6,34 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONPATH=/app/src:/app
 
-# The app writes into bind-mounted host folders (images, logs, backups): build with the uid/gid that
-# owns them on the host (APP_UID/APP_GID in .env) so it can.
-ARG APP_UID=1000
-ARG APP_GID=1000
-RUN groupadd --gid "${APP_GID}" imagehost \
-    && useradd --uid "${APP_UID}" --gid imagehost --home-dir /app --no-create-home --shell /usr/sbin/nologin imagehost
+# Behind a TLS-intercepting proxy or a package mirror, without editing this file (README: Docker):
+#   EXTRA_CA_CERTS  PEM text of extra CA certificates to trust (public certificates, not secrets)
+#   PIP_INDEX_URL   the package index to install from instead of PyPI
+ARG EXTRA_CA_CERTS=""
+ARG PIP_INDEX_URL=""
+RUN if [ -n "$EXTRA_CA_CERTS" ]; then \
+        printf '%s\n' "$EXTRA_CA_CERTS" > /usr/local/share/ca-certificates/imagehost-extra.crt \
+        && update-ca-certificates; \
+    fi
 
 WORKDIR /app
 
 # Dependencies first: this layer is rebuilt only when requirements.txt changes.
 COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
+RUN if [ -n "$EXTRA_CA_CERTS" ]; then export PIP_CERT=/etc/ssl/certs/ca-certificates.crt; fi \
+    && if [ -z "$PIP_INDEX_URL" ]; then unset PIP_INDEX_URL; fi \
+    && pip install --no-cache-dir -r requirements.txt
 
 COPY . .
-RUN mkdir -p /srv/images /srv/logs /srv/backups \
-    && chown imagehost:imagehost /srv/images /srv/logs /srv/backups
+# No user is baked in: the entrypoint starts as root, finds who owns the mounted folders (images,
+# logs, backups: whoever cloned the project) and runs the app as that uid and gid with setpriv.
+# `imagehost ARGS` (for `docker compose exec`) is `python -m imagehost ARGS` run the same way.
+RUN install -m 755 deploy/app-entrypoint.sh /usr/local/bin/imagehost-entrypoint \
+    && ln -s imagehost-entrypoint /usr/local/bin/imagehost \
+    && mkdir -p /srv/images /srv/logs /srv/backups
 
-USER imagehost
 EXPOSE 8000
+ENTRYPOINT ["imagehost-entrypoint"]
 
 # Liveness only (the process answers); compose's healthcheck asks /ready (database and folder too).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import pytest
 import yaml
@@ -178,3 +179,102 @@ def test_env_example_lists_nothing_compose_ignores():
     unused = env_example_names() - interpolated
     assert not unused, f".env.example lists {sorted(unused)}, which docker-compose.yml never reads"
     assert services["app"]["environment"]["DATABASE_URL"].startswith("${DATABASE_URL")
+
+
+# --- the app image's entrypoint: the app runs as the owner of the mounted folders ---------------------
+
+ENTRYPOINT = PROJECT_ROOT / "deploy" / "app-entrypoint.sh"
+
+
+@pytest.fixture
+def container_root():
+    """A private /etc (so the users the entrypoint adds stay out of this machine's) and three folders."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("setpriv"):
+        pytest.skip("needs root, unshare and setpriv (util-linux)")
+    import tempfile
+
+    # Outside pytest's own temporary folders (mode 700): the app's user must reach the folders.
+    root = Path(tempfile.mkdtemp(prefix="imagehost-entrypoint-"))
+    root.chmod(0o755)
+    shutil.copytree("/etc", root / "etc", symlinks=True, ignore_dangling_symlinks=True)
+    for name in ("images", "logs", "backups"):
+        (root / "srv" / name).mkdir(parents=True)
+    yield root
+    shutil.rmtree(root)
+
+
+def run_entrypoint(
+    root, *command: str, as_name: str = "app-entrypoint.sh", path_first=None
+) -> subprocess.CompletedProcess[str]:
+    script = root / as_name
+    script.write_bytes(ENTRYPOINT.read_bytes())
+    inner = 'mount --bind "$1" /etc && shift && exec sh "$@"'
+    env = {
+        "PATH": f"{path_first}:" * bool(path_first) + "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "IMAGES_DIR": str(root / "srv" / "images"),
+        "LOG_DIR": str(root / "srv" / "logs"),
+        "BACKUP_DIR": str(root / "srv" / "backups"),
+    }
+    return subprocess.run(
+        ["unshare", "--mount", "sh", "-c", inner, "sh", str(root / "etc"), str(script), *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def own(root, uid: int, gid: int) -> None:
+    import os
+
+    for name in ("images", "logs", "backups"):
+        os.chown(root / "srv" / name, uid, gid)
+
+
+@pytest.mark.parametrize(("uid", "gid"), [(1000, 1000), (501, 20), (4321, 0), (33, 33), (1000, 20)])
+def test_the_app_runs_as_whoever_owns_the_folders(container_root, uid, gid):
+    own(container_root, uid, gid)
+    logs = container_root / "srv" / "logs"
+    done = run_entrypoint(container_root, "sh", "-c", f'id -u; id -g; id -un; touch "{logs}/app.log.lock"')
+    assert done.returncode == 0, done.stderr
+    got_uid, got_gid, name = done.stdout.split()
+    assert (int(got_uid), int(got_gid)) == (uid, gid)
+    assert name  # a user name exists for the uid (libpq and Python look it up)
+    assert (logs / "app.log.lock").stat().st_uid == uid
+    assert (logs.stat().st_uid, logs.stat().st_gid) == (uid, gid)  # nothing was chowned
+    # The machine's own user list is untouched.
+    assert f"imagehost-{uid}:" not in Path("/etc/passwd").read_text()
+
+
+def test_a_clone_made_as_root_runs_as_root(container_root):
+    own(container_root, 0, 0)
+    done = run_entrypoint(container_root, "id", "-u")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"
+
+
+def test_folders_with_different_owners_are_refused_with_what_to_do(container_root):
+    own(container_root, 1000, 1000)
+    import os
+
+    backups = container_root / "srv" / "backups"
+    os.chown(backups, 0, 0)
+    backups.chmod(0o755)
+    done = run_entrypoint(container_root, "true")
+    assert done.returncode != 0
+    assert str(backups) in done.stderr and "chown -R 1000:1000 images logs backups" in done.stderr
+
+
+def test_imagehost_command_runs_the_cli_as_the_owner(container_root):
+    """`docker compose exec app imagehost backup`: exec starts as root; the backup must not be root's."""
+    own(container_root, 1234, 1234)
+    fake_python = container_root / "bin" / "python"
+    fake_python.parent.mkdir()
+    fake_python.write_text('#!/bin/sh\necho "$(id -u) $*"\n')
+    fake_python.chmod(0o755)
+    done = run_entrypoint(container_root, "backup", as_name="imagehost", path_first=fake_python.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1234 -m imagehost backup"

@@ -657,3 +657,62 @@ def test_what_nginx_serves_itself_keeps_its_sandbox_policy_once(stack, picture):
     assert too_big.status_code == 413
     assert header_values(too_big, "content-security-policy") == ["default-src 'none'; frame-ancestors 'none'"]
     assert header_values(too_big, "x-content-type-options") == ["nosniff"]
+
+
+# --- what the app hears from nginx -----------------------------------------------------------------
+
+
+@contextmanager
+def recording_upstream() -> Iterator[tuple[int, list[tuple[str, dict[str, str]]]]]:
+    """A stand-in for the app that answers 200 to /health and 204 to everything else, noting headers."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append((self.path, {name.lower(): value for name, value in self.headers.items()}))
+            self.send_response(200 if self.path == "/health" else 204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_private_images_check_reaches_the_app_with_the_visitors_host_and_address(tmp_path):
+    from types import SimpleNamespace
+
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    require(binary)
+    (tmp_path / "images").mkdir()
+    with recording_upstream() as (upstream_port, seen):
+        app = SimpleNamespace(port=upstream_port, images_dir=tmp_path / "images", env={"PRIVATE_IMAGES": "on"})
+        with running_nginx(binary, tmp_path / "nginx", app) as port:
+            name = "AAAAAAAAAAAAAAAAAAAAAA.png"
+            assert httpx.get(f"http://127.0.0.1:{port}/images/{name}").status_code == 404  # allowed; no file
+    checks = [headers for path, headers in seen if path.startswith("/_auth/images")]
+    assert len(checks) == 1, seen
+    check = checks[0]
+    assert check["x-original-uri"] == f"/images/{name}"
+    # The same forwarded headers as every proxied request: the app sees the visitor's site and address.
+    assert check["host"] == f"127.0.0.1:{port}"
+    assert check["x-forwarded-for"] == "127.0.0.1" and check["x-real-ip"] == "127.0.0.1"
+    assert check["x-forwarded-proto"] == "http"
+
+
+def test_the_home_page_through_nginx_states_the_limit_as_the_upload_page_does(stack):
+    home = httpx.get(f"{stack.url}/", headers=HTML)
+    upload = httpx.get(f"{stack.url}/upload", headers=HTML)
+    assert home.status_code == upload.status_code == 200
+    assert "up to 5 MB" in home.text and "5 MB" in upload.text
+    assert "5242880" not in home.text
