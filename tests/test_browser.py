@@ -605,3 +605,22 @@ def test_the_image_page_shows_the_large_thumbnail_and_copies_the_link(
     page.wait_for_function("document.querySelector('td.thumb img').complete")
     assert thumbnail.evaluate("img => img.naturalWidth") > 0
     screenshot(page, "2-catalogue-thumbnail")
+
+
+def test_the_pages_and_the_api_page_run_under_their_content_security_policy(page, app, screenshot):
+    """Every page's scripts and styles come from /static: the browser reports no CSP violation, and
+    the API page (Swagger UI, vendored) renders the description."""
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
+    body = upload_over_http(app, "csp.png", png_bytes())
+    for path in ("/", "/upload", "/images/", f"/i/{body['filename']}"):
+        page.goto(path)
+        expect(page.locator("main")).to_be_visible()
+    page.goto("/schema")
+    expect(page.locator("#swagger-ui .information-container")).to_contain_text("ImageHost")
+    expect(page.locator("#swagger-ui")).to_contain_text("/upload")
+    screenshot(page, "schema")
+    assert violations == []
