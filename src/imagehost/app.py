@@ -32,6 +32,7 @@ from imagehost.images.controllers import (
     DeleteController,
     UploadController,
 )
+from imagehost.images.formats import accept_attribute
 from imagehost.images.service import ImageService, human_size
 from imagehost.images.storage import ImageStore
 from imagehost.images.workers import WorkerPool
@@ -63,6 +64,7 @@ def template_engine(translator: Translator, settings: Settings) -> JinjaTemplate
         languages=SUPPORTED_LANGUAGES,
         max_upload=human_size(settings.max_upload_bytes),
         allowed_formats=", ".join(settings.allowed_formats),
+        accepted_content_types=accept_attribute(settings.allowed_formats),
         version=__version__,
         current_principal=principal_of_request,
         sign_in_enabled=settings.oidc_enabled,

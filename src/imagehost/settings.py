@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imagehost.images.formats import STORED_NAMES
+
 DEFAULT_DATABASE_URL = "postgresql://postgres:postgres@localhost:5432/images_db"
 # Room for the multipart envelope (boundaries, part headers) around a file of the maximum size.
 MULTIPART_SLACK_BYTES = 64 * 1024
@@ -71,7 +73,7 @@ class Settings:
     log_dir: Path = Path("logs")
     max_upload_bytes: int = 5 * 1024 * 1024
     max_pixels: int = 50_000_000
-    allowed_formats: tuple[str, ...] = ("JPEG", "PNG", "GIF")
+    allowed_formats: tuple[str, ...] = STORED_NAMES  # JPEG, PNG, GIF (images/formats.py)
     public_base_url: str = ""
     images_base_url: str = ""
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
@@ -156,6 +158,9 @@ class Settings:
             formats = tuple(name.upper() for name in _list(env["ALLOWED_FORMATS"]))
             if not formats:
                 raise SettingsError("ALLOWED_FORMATS must name at least one format")
+            if unknown := [name for name in formats if name not in STORED_NAMES]:
+                known = ", ".join(STORED_NAMES)
+                raise SettingsError(f"ALLOWED_FORMATS: {', '.join(unknown)} unknown; it takes {known}")
             values["allowed_formats"] = formats
         for name in ("PUBLIC_BASE_URL", "IMAGES_BASE_URL"):
             if env.get(name):

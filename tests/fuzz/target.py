@@ -215,7 +215,66 @@ def set_integer(draw: Draw, content: bytes) -> bytes:
     return content[:start] + struct.pack(fmt, value) + content[start + size :]
 
 
-MUTATIONS = (flip_bits, set_integer, overwrite, truncate, cut, duplicate, insert, splice)
+# Payload openings of the metadata segments real writers produce (and get wrong).
+SEGMENT_HEADERS = (
+    b"",
+    b"JFIF\x00\x01\x02\x00\x00\x01\x00\x01",
+    b"JFXX\x00",
+    b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08",
+    b"Exif\x00\x00II\x2a\x00\x08\x00\x00\x00",
+    b"Exif\x00\x00",
+    b"http://ns.adobe.com/xap/1.0/\x00",
+    b"ICC_PROFILE\x00\x01\x01",
+    b"ICC_PROFILE\x00",
+    b"MPF\x00MM\x00\x2a\x00\x00\x00\x08",
+    b"Photoshop 3.0\x008BIM\x04\x04\x00\x00",
+    b"Adobe\x00\x64\x00\x00\x00\x00\x01",
+    b"Adobe",
+)
+APP_MARKERS = (*range(0xE0, 0xF0), 0xFE)  # APP0 to APP15, COM
+
+
+def _jpeg_boundaries(content: bytes) -> list[int]:
+    """Offsets between whole segments (outside scan data) of a JPEG, or [] for anything else."""
+    from imagehost.images.inspection import jpeg_structure
+
+    try:
+        structure = jpeg_structure(content)
+    except (ValueError, IndexError, struct.error):
+        return []
+    boundaries, position = [], 0
+    for found in structure.segments:
+        position = content.find(found.raw, position) + len(found.raw)
+        boundaries.append(position)
+    return boundaries[:-1] if structure.ends_properly else boundaries
+
+
+def app_segment(draw: Draw) -> bytes:
+    """An APPn or COM segment whose payload opens like real metadata, declared length right or wrong."""
+    payload = draw(st.sampled_from(SEGMENT_HEADERS)) + draw(st.binary(max_size=48))
+    length = len(payload) + 2 + draw(st.sampled_from((0, 0, 0, -1, -2, -5, 1, 3)))
+    if draw(st.integers(0, 9)) == 0:
+        length = draw(st.sampled_from((0, 1, 2)))
+    return bytes((0xFF, draw(st.sampled_from(APP_MARKERS)))) + struct.pack(">H", length & 0xFFFF) + payload
+
+
+def splice_segment(draw: Draw, content: bytes) -> bytes:
+    """Between two segments of a JPEG: a metadata segment, stray bytes, or FF 00 / fill bytes."""
+    boundaries = _jpeg_boundaries(content)
+    if not boundaries:
+        return content
+    at = draw(st.sampled_from(boundaries))
+    kind = draw(st.integers(0, 3))
+    if kind < 2:
+        spliced = app_segment(draw)
+    elif kind == 2:
+        spliced = draw(st.binary(min_size=1, max_size=8))
+    else:
+        spliced = draw(st.sampled_from((b"\xff\x00", b"\xff\xff", b"\r\n", b"\x00")))
+    return content[:at] + spliced + content[at:]
+
+
+MUTATIONS = (flip_bits, set_integer, overwrite, truncate, cut, duplicate, insert, splice, splice_segment)
 
 
 @st.composite

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from imagehost.errors import TooManyPixels, UndecodableImage
+from imagehost.images import formats
 from imagehost.images.inspection import decode_checked
 
-API_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
+API_FORMATS = formats.CONVERTIBLE_NAMES  # what the conversion API reads
 JPEG_MAX_SIDE = 65_500  # libjpeg writes no longer side
 THUMBNAIL_QUALITY = 80
 # EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose does).
@@ -84,16 +85,18 @@ def process_upload(
         content, filename, allowed, max_pixels, draft_to=max(thumbnail_sizes) if thumbnail_sizes else None
     )
     facts = decoded.facts
-    # Bytes after the format's end marker are not image: they are never stored or served.
-    stored = content[: facts.logical_size]
+    # What was decoded is what is stored: bytes after the format's end marker are not image, and
+    # neither are the bytes a JPEG decoder skips; they are never stored or served.
+    stored = decoded.content
     if strip:
         try:
-            stored = strip_metadata(stored, facts.file_format)
+            stored = strip_metadata(stored, facts.file_format, decoded.orientation)
         except ValueError:
             raise UndecodableImage(filename=filename) from None
-        if facts.file_format == "GIF" and len(stored) != facts.logical_size:
+        if (facts.file_format == "GIF" and len(stored) != facts.logical_size) or not decoded.ends_properly:
             # Pillow's GIF decoder reads on past a frame's last data block, so a damaged frame can
-            # borrow the bytes of a block that stripping dropped: check that what is stored decodes.
+            # borrow the bytes of a block that stripping dropped; a JPEG that lacked its EOI got
+            # one: check that what is stored decodes.
             decode_checked(stored, filename, allowed, max_pixels)
     shown = upright(decoded.first_frame, decoded.orientation)
     width, height = (facts.height, facts.width) if decoded.orientation in {5, 6, 7, 8} else (facts.width, facts.height)
@@ -160,7 +163,7 @@ def thumbnails_for_stored(
     content: bytes, stored_name: str, max_pixels: int, sizes: tuple[int, ...]
 ) -> dict[int, bytes]:
     """Thumbnails for a file already in the store (the regenerate command)."""
-    decoded = decode_checked(content, stored_name, ("JPEG", "PNG", "GIF"), max_pixels, draft_to=max(sizes))
+    decoded = decode_checked(content, stored_name, formats.STORED_NAMES, max_pixels, draft_to=max(sizes))
     facts = decoded.facts
     return make_thumbnails(
         upright(decoded.first_frame, decoded.orientation), sizes_below(sizes, facts.width, facts.height)
