@@ -172,3 +172,9 @@ class TokenNotFound(ImageHostError):
 class TokenRefused(ImageHostError):
     template = N_("This API token is not valid: it may have been revoked.")
     log_template = "{method} {path} refused: unknown or revoked API token."
+
+
+class StoredNameRefused(ImageNotFound):
+    """A row (or a request) names a file that cannot be a stored name: never opened, answered as 404."""
+
+    log_template = "refused to open {name}: not a stored name (a damaged or forged row?)."

@@ -67,7 +67,7 @@ class ConversionController(Controller):
     @get("/{image_id:int}")
     async def fetch(self, request: Request, image_id: int, images: ImageService) -> File:
         image = await images.view(image_id, principal_of_request(request))
-        path = images.store.root / image.stored_name
+        path = images.store.path_of(image.stored_name)  # refuses a row that names no stored file
         if not path.is_file():
             raise ImageNotFound(name=image.stored_name)
         return File(

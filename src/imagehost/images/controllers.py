@@ -293,8 +293,8 @@ class CatalogueController(Controller):
         """Direct links when no nginx is in front (`just run`); nginx answers these itself in the stack."""
         if refused := private_refusal(request, images):
             return refused
-        path = images.store.root / stored_name if is_stored_name(stored_name) else None
-        if path is None or not path.is_file():
+        path = images.store.existing_path(stored_name)
+        if path is None:
             return Response(
                 "Not found\n",
                 status_code=404,
@@ -346,6 +346,7 @@ class CatalogueController(Controller):
             **IMAGE_SECURITY_HEADERS,
             "Content-Disposition": content_disposition(image.original_name),
         }
+        path = images.store.path_of(image.stored_name)  # refuses a row that names no stored file
         if images.settings.accel_downloads:
             # nginx sends the file itself from its internal location; the app only says which one.
             return Response(
@@ -353,7 +354,6 @@ class CatalogueController(Controller):
                 media_type=image.content_type,
                 headers={**headers, "X-Accel-Redirect": f"/_stored/{image.stored_name}"},
             )
-        path = images.store.root / image.stored_name
         if not path.is_file():
             raise ImageNotFound(name=image.stored_name)
         return File(path, media_type=image.content_type, headers=headers)

@@ -348,8 +348,8 @@ class ImageService:
                 present = set(self.store.thumbnail_sizes_present(row["stored_name"]))
                 due = sizes_below(wanted, row["width"], row["height"]) if row["width"] else wanted
                 missing = tuple(size for size in due if not only_missing or size not in present)
-                path = self.store.path_of(row["stored_name"])
-                if not missing or not path.is_file():
+                path = self.store.existing_path(row["stored_name"])  # None for a row naming no stored file
+                if not missing or path is None:
                     continue
                 try:
                     thumbnails = await self.workers.run(

@@ -22,11 +22,16 @@ import re
 import secrets
 from pathlib import Path
 
+from imagehost.errors import StoredNameRefused
+from imagehost.images import formats
+
 STAGING = ".staging"
 PENDING = ".pending"
 THUMBS = "thumbs"
 # A stored name: 22 URL-safe characters (128 random bits) and the extension of the real format.
-STORED_NAME = re.compile(r"^[A-Za-z0-9_-]{16,64}\.(jpg|png|gif)$")
+# Matched whole (fullmatch): `$` alone would let a trailing newline through. The database holds
+# rows to the same pattern (CHECK images_stored_name_pattern, migration images_0009).
+STORED_NAME = re.compile(rf"[A-Za-z0-9_-]{{16,64}}\.({formats.STORED_EXTENSION_PATTERN})")
 
 
 def fsync_folder(folder: Path) -> None:
@@ -42,8 +47,8 @@ def new_stored_name(extension: str) -> str:
     return secrets.token_urlsafe(16) + extension
 
 
-def is_stored_name(name: str) -> bool:
-    return bool(STORED_NAME.match(name))
+def is_stored_name(name: object) -> bool:
+    return isinstance(name, str) and STORED_NAME.fullmatch(name) is not None
 
 
 def _try_lock(descriptor: int) -> bool:
@@ -162,9 +167,21 @@ class ImageStore:
         return found
 
     def path_of(self, stored_name: str) -> Path:
+        """The one way from a stored name (from a row, a URL, a backup) to a path in the store.
+
+        Refuses (StoredNameRefused, a 404 for HTTP) anything but a stored name: a row holding
+        `../var/secret_key` must never be opened, whoever put it there.
+        """
         if not is_stored_name(stored_name):
-            raise ValueError(f"not a stored name: {stored_name!r}")
+            raise StoredNameRefused(name=repr(stored_name)[:100])
         return self.root / stored_name
+
+    def existing_path(self, stored_name: str) -> Path | None:
+        """The path of the stored file `stored_name` if that is a stored name and the file is there."""
+        if not is_stored_name(stored_name):
+            return None
+        path = self.path_of(stored_name)
+        return path if path.is_file() else None
 
     def thumbnail_path(self, size: int, stored_name: str) -> Path:
         """Thumbnails live at thumbs/<size>/<stored name>.webp, a URL nginx can serve as it is."""
@@ -173,7 +190,7 @@ class ImageStore:
 
     def thumbnail_sizes_present(self, stored_name: str) -> list[int]:
         folder = self.root / THUMBS
-        if not folder.is_dir():
+        if not is_stored_name(stored_name) or not folder.is_dir():
             return []
         return sorted(
             int(size.name)

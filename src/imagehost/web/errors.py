@@ -28,6 +28,7 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
     errors.CrossSiteRequestRefused: 403,
     errors.ImageNotFound: 404,
     errors.StoredNameRefused: 404,
+    errors.StoredNameRefused: 404,
     errors.PageNotFound: 404,
     errors.StorageUnavailable: 503,
     errors.StorageFull: 507,

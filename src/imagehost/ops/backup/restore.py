@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import re
 import secrets
 import shutil
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 import anyio.to_thread
 import asyncpg
 
-from imagehost.images.storage import STAGING, THUMBS, is_stored_name
+from imagehost.images.storage import STAGING, STORED_NAME, THUMBS, is_stored_name
 from imagehost.logging import action_log
 from imagehost.ops.backup.archive import CHUNK, UnpackedBackup, sha256_of, stored_files, unpack_verified
 from imagehost.ops.backup.errors import BackupError, BackupInvalid, RestoreCancelled
@@ -84,6 +85,15 @@ CREATE SCHEMA public;
 """
 
 
+# Run last, before the COMMIT: whatever the dump did, no row naming a file outside the store commits.
+_STORED_NAME_GUARD = f"""DO $guard$ BEGIN
+    IF EXISTS (SELECT 1 FROM public.images WHERE stored_name !~ '^{STORED_NAME.pattern}$') THEN
+        RAISE EXCEPTION 'the backup holds image rows whose stored name is not one: not restored';
+    END IF;
+END $guard$;
+"""  # noqa: S608 (the pattern is our own constant)
+
+
 async def restore_database(database_url: str, unpacked: UnpackedBackup, pg_restore: Path, drop_rows: list[str]) -> None:
     """One transaction: readers see the old rows until the commit, then all of the backup's.
 
@@ -123,7 +133,7 @@ async def restore_database(database_url: str, unpacked: UnpackedBackup, pg_resto
             names = ", ".join(f"'{name}'" for name in drop_rows if is_stored_name(name))
             # Stored names are checked above to be [A-Za-z0-9_-] and an extension: safe as literals.
             epilogue = f"DELETE FROM public.images WHERE stored_name IN ({names});\n" if names else ""  # noqa: S608
-            await send(f"\n{epilogue}COMMIT;\n".encode())
+            await send(f"\n{epilogue}{_STORED_NAME_GUARD}COMMIT;\n".encode())
         load.stdin.close()  # without COMMIT, psql ends and the server rolls the transaction back
         await load.wait()
     except BaseException:
@@ -159,7 +169,67 @@ async def _preflight(database_url: str, unpacked: UnpackedBackup) -> Path:
     _, errors = await process.communicate()
     if process.returncode != 0:
         raise BackupInvalid(f"the dump in {unpacked.name} cannot be read: {errors.decode(errors='replace').strip()}")
+    bad, rows = await bad_stored_names(pg_restore, unpacked.dump)
+    if bad:
+        shown = ", ".join(bad[:10]) + (f" and {rows - 10} more" if rows > 10 else "")
+        raise BackupInvalid(
+            f"{unpacked.name} holds {rows} image rows whose stored name is not one ({shown}): such a row would "
+            "make the service open a file outside its images, whatever the manifest says"
+        )
     return pg_restore
+
+
+_COPY_HEADER = re.compile(r"^COPY (?P<table>\S+) \((?P<columns>[^)]*)\) FROM stdin;$")
+
+
+async def bad_stored_names(pg_restore: Path, dump: Path) -> tuple[list[str], int]:
+    """The stored names of the dump's `images` rows that are not stored names (the first 10, as pg_dump
+    wrote them), and how many there are. Reads the rows' COPY data; changes nothing.
+
+    A field with a backslash is never a stored name (COPY escapes newlines and tabs that way), so
+    the fields are judged as written. Rows the dump holds in another form are refused whole.
+    """
+    process = await asyncio.create_subprocess_exec(
+        str(pg_restore), "--data-only", "--table=images", "--file=-", str(dump),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=16 * CHUNK,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    errors = asyncio.ensure_future(process.stderr.read())
+    bad: list[str] = []
+    count = 0
+    column: int | None = None
+    try:
+        async for raw in process.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            if column is None:
+                header = _COPY_HEADER.match(line)
+                if header and header["table"] in ("public.images", "images"):
+                    names = [name.strip().strip('"') for name in header["columns"].split(",")]
+                    column = names.index("stored_name") if "stored_name" in names else -1
+                elif line.startswith("INSERT INTO"):  # only the rows of images are written here
+                    count += 1
+                    if len(bad) < 10:
+                        bad.append("(a row as an INSERT statement, which ImageHost's backups never hold)")
+                continue
+            if line == "\\.":
+                column = None
+                continue
+            fields = line.split("\t")
+            stored = fields[column] if 0 <= column < len(fields) else ""
+            if "\\" in stored or not is_stored_name(stored):
+                count += 1
+                if len(bad) < 10:
+                    bad.append(repr(stored)[:100])
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        raise
+    finally:
+        await process.wait()
+    if process.returncode != 0:
+        message = (await errors).decode(errors="replace").strip()[-2000:]
+        raise BackupInvalid(f"the rows of images in {dump.name} cannot be read: {message}")
+    return bad, count
 
 
 async def _verify(
@@ -203,6 +273,9 @@ async def _verify(
     row_names = set()
     for row in rows:
         stored = row["stored_name"]
+        if not is_stored_name(stored):
+            problems.append(f"image {stored!r}: not a stored name (the row names a file outside the store)")
+            continue
         row_names.add(stored)
         entry = by_path.get(stored)
         if entry is None:

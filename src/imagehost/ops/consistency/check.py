@@ -139,7 +139,7 @@ class ConsistencyCheck:
             step = -(-len(rows) // HASH_THREADS)
             parts = await asyncio.gather(
                 *(
-                    anyio.to_thread.run_sync(examine, self.store.root, rows[start : start + step], wanted)
+                    anyio.to_thread.run_sync(examine, self.store, rows[start : start + step], wanted)
                     for start in range(0, len(rows), step)
                 )
             )
@@ -164,6 +164,9 @@ class ConsistencyCheck:
         image_id, name = row["id"], row["stored_name"]
         marked = row["file_missing_since"]
         since = marked.astimezone().isoformat(timespec="seconds") if marked else ""
+        if disk.bad_name:
+            # Never opened: a row naming `../var/secret_key` is forged or damaged, not a lost file.
+            return [Finding("bad_name", repr(name)[:100], image_id)]
         if not disk.exists:
             if image_id not in rows_left:
                 return []  # deleted while we looked

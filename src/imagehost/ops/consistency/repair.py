@@ -79,10 +79,21 @@ class Repair:
             elif kind == "file_back":
                 await Image.update({Image.file_missing_since: None}).where(Image.id == finding.image_id)
                 finding.action = "unmarked"
+            elif kind == "bad_name":
+                await self._settle_bad_name(finding)
             elif kind in {"mismatch", "unreadable"}:
                 finding.action = "left"
         except Exception as error:  # one failed repair must not stop the others; it is reported and logged
             finding.action, finding.error = "failed", f"{type(error).__name__}: {error}"
+
+    async def _settle_bad_name(self, finding: Finding) -> None:
+        """A row naming no stored file can never be served: removed with `remove` (no file is touched,
+        none is opened), left with `mark`, since marking would keep it."""
+        if self.missing_rows != "remove":
+            finding.action, finding.error = "left", "only a repair that removes rows removes it"
+            return
+        await Image.delete().where(Image.id == finding.image_id)
+        finding.action = "removed"
 
     def _quarantine_folder(self) -> Path:
         if self._quarantine is None:

@@ -25,6 +25,7 @@ PROBLEMS = {
     "unreadable": N_("File cannot be read"),
     "missing_thumbnails": N_("Missing thumbnails"),
     "file_back": N_("Marked missing, but the file is back"),
+    "bad_name": N_("Row with an invalid stored name"),
 }
 # Known and acknowledged: rows an earlier repair marked, whose file is still gone. Not a problem.
 NOTES = {"marked_missing": N_("Marked missing earlier")}

@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from imagehost.images import formats
-from imagehost.images.storage import THUMBS, is_stored_name
+from imagehost.images.storage import ImageStore, is_stored_name
 
 STORED_FORMATS = list(formats.STORED_NAMES)
 # Files younger than this are left out of the search for orphans: an upload writes its file just
@@ -33,19 +33,20 @@ class OnDisk:
     long_side: int = 0  # from the file's header; used when the row does not know its size
     error: str = ""
     thumbnails: tuple[int, ...] = ()  # sizes present
+    bad_name: bool = False  # the row's stored name is not one: nothing was opened
 
 
-def examine(root: Path, rows: list[dict[str, Any]], sizes: tuple[int, ...]) -> list[OnDisk]:
-    return [_examine_one(root, row, sizes) for row in rows]
+def examine(store: ImageStore, rows: list[dict[str, Any]], sizes: tuple[int, ...]) -> list[OnDisk]:
+    return [_examine_one(store, row, sizes) for row in rows]
 
 
-def _examine_one(root: Path, row: dict[str, Any], sizes: tuple[int, ...]) -> OnDisk:
+def _examine_one(store: ImageStore, row: dict[str, Any], sizes: tuple[int, ...]) -> OnDisk:
     name = row["stored_name"]
     if not is_stored_name(name):
-        return OnDisk(error="not a stored name")
+        return OnDisk(bad_name=True)
     found = OnDisk()
     try:
-        with (root / name).open("rb") as file:
+        with store.path_of(name).open("rb") as file:
             found.exists = True
             found.size = os.fstat(file.fileno()).st_size
             found.sha256 = hashlib.file_digest(file, "sha256").hexdigest()
@@ -66,8 +67,7 @@ def _examine_one(root: Path, row: dict[str, Any], sizes: tuple[int, ...]) -> OnD
         return OnDisk()
     except OSError as error:
         return OnDisk(exists=True, error=f"{type(error).__name__}: {error.strerror or error}")
-    thumbs = root / THUMBS
-    found.thumbnails = tuple(size for size in sizes if (thumbs / str(size) / f"{name}.webp").is_file())
+    found.thumbnails = tuple(size for size in sizes if store.thumbnail_path(size, name).is_file())
     return found
 
 
