@@ -178,3 +178,21 @@ class StoredNameRefused(ImageNotFound):
     """A row (or a request) names a file that cannot be a stored name: never opened, answered as 404."""
 
     log_template = "refused to open {name}: not a stored name (a damaged or forged row?)."
+
+
+class TokenExpired(ImageHostError):
+    template = N_("This API token expired on {date}. Create a new one on your profile page.")
+    log_template = "API token {prefix}… of {owner} refused: it expired on {date}."
+
+
+class TokenSuspended(ImageHostError):
+    template = N_(
+        "This API token is suspended: its owner has not signed in for more than {days} days."
+        " Signing in again makes it work again."
+    )
+    log_template = "API token {prefix}… of {owner} refused: the owner has not signed in for more than {days} days."
+
+
+class PersonNotFound(ImageHostError):
+    template = N_("There is no person {id} who has signed in here.")
+    log_template = "person {id} not found."

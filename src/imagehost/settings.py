@@ -103,6 +103,8 @@ class Settings:
     anonymous_upload: bool | None = None
     session_idle_seconds: int = 2 * 3600
     session_absolute_seconds: int = 12 * 3600
+    # Personal tokens are suspended while their owner has not signed in for this many days (0: off).
+    token_owner_max_age_days: int = 0
     # Per client address and minute; 0 turns a limit off.
     login_rate_limit: int = 20
     upload_rate_limit: int = 60
@@ -219,6 +221,8 @@ class Settings:
             values["session_idle_seconds"] = _int(env["SESSION_IDLE_MINUTES"], "SESSION_IDLE_MINUTES") * 60
         if "SESSION_ABSOLUTE_HOURS" in env:
             values["session_absolute_seconds"] = _int(env["SESSION_ABSOLUTE_HOURS"], "SESSION_ABSOLUTE_HOURS") * 3600
+        if "TOKEN_OWNER_MAX_AGE_DAYS" in env:
+            values["token_owner_max_age_days"] = _int(env["TOKEN_OWNER_MAX_AGE_DAYS"], "TOKEN_OWNER_MAX_AGE_DAYS", 0)
         if "PRIVATE_IMAGES" in env:
             values["private_images"] = _bool(env["PRIVATE_IMAGES"], "PRIVATE_IMAGES")
         if "LOG_MAX_BYTES" in env:

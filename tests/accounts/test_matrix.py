@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 from litestar.routes import HTTPRoute
 
-from tests.conftest import png_bytes
+from tests.conftest import png_bytes, run_sql
 
 SERVICE_TOKEN = "matrix-service-token"
 ACTORS = ("anonymous", "viewer", "user", "admin", "token", "revoked", "service")
@@ -28,6 +28,7 @@ class World:
     image: dict
     fresh: Callable[[], dict]
     user_token_id: Callable[[], int]
+    leaver_id: int  # a person whose access the admin ends
 
 
 @dataclass
@@ -51,11 +52,14 @@ PUBLIC = everyone(200, revoked=401)  # a wrong token is refused wherever it is s
 CASES = [
     Case("GET", "/", lambda w: "/", PUBLIC),
     Case("GET", "/health", lambda w: "/health", PUBLIC),
+    # The API's description and its page are public: they describe routes, not data.
+    Case("GET", "/schema", lambda w: "/schema", PUBLIC),
+    Case("GET", "/schema/openapi.json", lambda w: "/schema/openapi.json", PUBLIC),
+    Case("GET", "/schema/{path:str}", lambda w: "/schema/nothing-here", everyone(404, revoked=401)),
     Case("GET", "/ready", lambda w: "/ready", PUBLIC),
     Case("GET", "/language/{code:str}", lambda w: "/language/ru", everyone(303, revoked=401)),
     Case("GET", "/login", lambda w: "/login", everyone(303, revoked=401)),
     Case("GET", "/auth/callback", lambda w: "/auth/callback?state=forged&code=forged", everyone(400, revoked=401)),
-    Case("POST", "/logout", lambda w: "/logout", everyone(303, revoked=401)),
     Case("GET", "/profile", lambda w: "/profile", everyone(200, anonymous=401, token=401, revoked=401, service=401)),
     Case(
         "POST",
@@ -75,6 +79,12 @@ CASES = [
         "/profile/tokens/{token_id:int}",
         lambda w: f"/profile/tokens/{w.user_token_id()}",
         everyone(200, anonymous=401, viewer=404, token=401, revoked=401, service=401),
+    ),
+    Case(
+        "POST",
+        "/profile/people/{person_id:int}/end-access",
+        lambda w: f"/profile/people/{w.leaver_id}/end-access",
+        everyone(403, anonymous=401, admin=200, token=401, revoked=401, service=401),
     ),
     Case("GET", "/upload", lambda w: "/upload", everyone(200, anonymous=401, viewer=403, revoked=401)),
     Case(
@@ -134,6 +144,8 @@ CASES = [
     Case("GET", "/_auth/images", lambda w: "/_auth/images", everyone(204, revoked=401)),  # PRIVATE_IMAGES off
     Case("GET", "/static/{file_path:path}", lambda w: "/static/site.css", PUBLIC),
     Case("HEAD", "/static/{file_path:path}", lambda w: "/static/site.css", PUBLIC),
+    # Last: signing out ends every session of the person, so their cookies walk no further.
+    Case("POST", "/logout", lambda w: "/logout", everyone(303, revoked=401)),
 ]
 
 
@@ -158,7 +170,7 @@ def test_every_route_of_the_app_has_an_entry(make_oidc_client):
 
 
 @pytest.fixture
-def world(make_oidc_client, sign_in, provider) -> World:
+def world(make_oidc_client, sign_in, provider, settings) -> World:
     client = make_oidc_client(api_tokens=(SERVICE_TOKEN,))
     cookies: dict[str, list] = {"anonymous": []}
     for actor, roles in (
@@ -166,6 +178,7 @@ def world(make_oidc_client, sign_in, provider) -> World:
         ("user", ["appuser"]),
         ("admin", ["appadmin"]),
         ("owner", ["appuser"]),
+        ("leaver", ["appuser"]),
     ):
         client.cookies.clear()
         assert sign_in(client, actor, roles=roles).status_code == 303
@@ -209,6 +222,7 @@ def world(make_oidc_client, sign_in, provider) -> World:
         image=fresh(),
         fresh=fresh,
         user_token_id=user_token_id,
+        leaver_id=run_sql(settings.database_url, "SELECT id FROM people WHERE sub = 'oidc:leaver'")[0][0],
     )
     world.as_actor = as_actor  # type: ignore[attr-defined]
     return world

@@ -1,4 +1,5 @@
-"""/login, /auth/callback and /logout: the OpenID Connect dance, in our words when it fails."""
+"""/login, /auth/callback and /logout: the OpenID Connect dance, in our words when it fails; the
+profile page: personal tokens, and for admins the people who signed in."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import Parameter
 from litestar.response import Redirect
 
+from imagehost.accounts import people
 from imagehost.accounts.identity import principal_of_request
 from imagehost.accounts.oidc import OIDCClient, OIDCError, PendingLogin
+from imagehost.accounts.personal_tokens import DEFAULT_LIFETIME, LIFETIMES
 from imagehost.accounts.principal import Kind, Principal, Role, role_from_claims
 from imagehost.accounts.session import SESSION_PENDING, SESSION_USER, forget_user, remember_user
 from imagehost.errors import SignInFailed, SignInRequired, SignInUnavailable
@@ -35,7 +38,7 @@ def oidc_client(request: Request) -> OIDCClient:
     return client
 
 
-@get("/login")
+@get("/login", include_in_schema=False)  # browser routes of the sign-in flow: redirects, no JSON
 async def login(request: Request, next: str | None = None) -> Response:
     client = oidc_client(request)
     try:
@@ -46,7 +49,7 @@ async def login(request: Request, next: str | None = None) -> Response:
     return Redirect(url, status_code=303)
 
 
-@get("/auth/callback")
+@get("/auth/callback", include_in_schema=False)
 async def callback(
     request: Request,
     code: str | None = None,
@@ -71,17 +74,22 @@ async def callback(
     role = role_from_claims(signed_in.claims, request.app.state.settings)
     principal = remember_user(request, signed_in.claims, role, signed_in.id_token)
     await request.app.state.personal_tokens.follow_role(principal)
+    await people.record_sign_in(principal)
     roles = role.name.lower() if role is not Role.NONE else "none of ours"
     action_log().info(f"{principal.name} signed in (role: {roles}).", action="Login")
     return Redirect(pending.next, status_code=303)
 
 
 # POST only: the CSRF guard checks unsafe methods, and a GET could be triggered by any other site.
-@post("/logout", status_code=303)
+@post("/logout", status_code=303, include_in_schema=False)
 async def logout(request: Request) -> Response:
     session = request.session or {}
     user = session.get(SESSION_USER) or {}
     id_token = session.get("id_token")
+    principal = principal_of_request(request)
+    if principal.kind is Kind.PERSON:
+        # Every copy of this cookie (and this person's other sessions) ends with this one.
+        await people.end_sessions(principal)
     forget_user(request)
     if user:
         action_log().info(f"{user.get('name')} signed out.", action="Logout")
@@ -121,7 +129,15 @@ class ProfileController(Controller):
         tokens = request.app.state.personal_tokens
         everyone = principal.is_admin
         listed = await tokens.list(principal, owner="*" if everyone else None)
-        return {"tokens": listed, "show_owners": everyone, "created": None, "site": site_url(request)}
+        return {
+            "tokens": listed,
+            "show_owners": everyone,
+            "created": None,
+            "site": site_url(request),
+            "people": await people.everyone(tokens.policy, principal) if everyone else [],
+            "lifetimes": LIFETIMES,
+            "default_lifetime": DEFAULT_LIFETIME,
+        }
 
     def _signed_in(self, request: Request) -> Principal:
         principal = principal_of_request(request)
@@ -147,7 +163,9 @@ class ProfileController(Controller):
     async def create_token(self, request: Request) -> Response:
         principal = self._signed_in(request)
         form = await request.form()
-        token, info = await request.app.state.personal_tokens.create(principal, str(form.get("name") or ""))
+        token, info = await request.app.state.personal_tokens.create(
+            principal, str(form.get("name") or ""), str(form.get("expires_in_days") or "")
+        )
         context = await self._context(request, principal)
         site = site_url(request)
         context["created"] = {
@@ -181,6 +199,18 @@ class ProfileController(Controller):
             return Response({"status": "success", **token_json(info)})
         return await self._render(request, principal)
 
+    @post("/people/{person_id:int}/end-access", status_code=200)
+    async def end_access(self, request: Request, person_id: int) -> Response:
+        """An admin ends every session and revokes every token of one person (an off-boarding)."""
+        principal = self._signed_in(request)
+        policy = request.app.state.personal_tokens.policy
+        person, revoked = await people.end_access(policy, principal, person_id)
+        if representation(request) == "json":
+            return Response({"status": "success", "person": person.sub, "name": person.name, "revoked_tokens": revoked})
+        if representation(request) == "page":
+            return Redirect("/profile", status_code=303)
+        return await self._render(request, principal)
+
 
 def token_json(info: object) -> dict[str, object]:
     return {
@@ -191,4 +221,6 @@ def token_json(info: object) -> dict[str, object]:
         "created_at": info.created_at.isoformat(),
         "last_used_at": info.last_used_at.isoformat() if info.last_used_at else None,
         "revoked": info.revoked_at is not None,
+        "expires_at": info.expires_at.isoformat() if info.expires_at else None,
+        "expired": info.expired,
     }

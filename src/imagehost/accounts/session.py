@@ -1,5 +1,6 @@
 """The signed-in person lives in the signed, encrypted session cookie, with an idle and an absolute
-lifetime."""
+lifetime, and only while PostgreSQL says their sessions from then still count (people.py): logout
+and an admin's "end sessions" make every copy of the cookie anonymous."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from litestar import Request
 from litestar.connection import ASGIConnection
 
+from imagehost.accounts.people import sessions_valid_after
 from imagehost.accounts.principal import ANONYMOUS, Kind, Principal, Role, person_identity
 from imagehost.logging import action_log
 from imagehost.settings import Settings
@@ -54,6 +56,11 @@ async def session_principal(connection: ASGIConnection, settings: Settings) -> P
         expired = "reached its absolute lifetime"
     elif now - float(user.get("seen_at", 0)) > settings.session_idle_seconds:
         expired = "was idle too long"
+    identity = person_identity(str(user["sub"]))
+    if not expired:
+        valid_after = await sessions_valid_after(identity)
+        if valid_after is not None and float(user.get("login_at", 0)) <= valid_after.timestamp():
+            expired = "was ended (signed out, or by an administrator); a copy of its cookie was used"
     if expired:
         action_log().info(f"session of {user.get('name')} {expired}; signed out.", action="Logout")
         forget_user(connection)
@@ -61,7 +68,7 @@ async def session_principal(connection: ASGIConnection, settings: Settings) -> P
     if now - float(user.get("seen_at", 0)) > min(SEEN_RESOLUTION_SECONDS, settings.session_idle_seconds / 10):
         connection.set_session({**connection.session, SESSION_USER: {**user, "seen_at": now}})
     return Principal(
-        sub=person_identity(str(user["sub"])),
+        sub=identity,
         name=str(user.get("name", "")),
         role=Role(int(user.get("role", 0))),
         kind=Kind.PERSON,

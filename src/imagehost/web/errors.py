@@ -46,6 +46,9 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
     errors.NoRoleAssigned: 403,
     errors.SignInFailed: 400,
     errors.SignInUnavailable: 404,
+    errors.TokenExpired: 401,
+    errors.TokenSuspended: 401,
+    errors.PersonNotFound: 404,
 }
 # Where htmx puts an error fragment: every page has one element with this id.
 ERROR_TARGET = "#messages"
