@@ -47,6 +47,17 @@ BASES = (
 )
 
 
+def _mpo() -> bytes:
+    """Two pictures in one file, as cameras write them (opens as MPO: the first is the JPEG)."""
+    first = Image.linear_gradient("L").resize((40, 24)).convert("RGB")
+    buffer = io.BytesIO()
+    first.save(buffer, "MPO", save_all=True, append_images=[first.rotate(180)])
+    return buffer.getvalue()
+
+
+BASES = (*BASES, _mpo())
+
+
 def mutate_own_segment(draw: Draw, content: bytes) -> bytes:
     """A flipped bit or an edge-value integer inside one of the file's own APPn/COM segments."""
     try:

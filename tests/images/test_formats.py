@@ -80,6 +80,7 @@ def test_the_other_lists_are_made_from_the_registry():
     assert EXTENSIONS == {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif"}
     assert CONTENT_TYPES == {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif"}
     assert formats.accept_attribute(("PNG", "GIF")) == "image/png,image/gif"
+    assert formats.named_by_pillow("MPO") == "JPEG" and formats.named_by_pillow("TIFF") == "TIFF"
 
 
 def test_allowed_formats_outside_the_stored_ones_are_refused_at_start():

@@ -212,3 +212,18 @@ def test_the_upload_route_accepts_one_and_stores_it_stripped(client, settings):
     kept = (settings.images_dir / response.json()["filename"]).read_bytes()
     assert pixels(kept) == pixels(KINDS["cmyk-adobe"])
     assert b"Photoshop" not in kept and jpeg_structure(kept).regular
+
+
+def test_a_camera_jpeg_with_more_pictures_is_a_jpeg_of_its_first_picture(client, settings):
+    first, second = picture(), picture().transpose(Image.Transpose.ROTATE_180)
+    buffer = io.BytesIO()
+    first.save(buffer, "MPO", save_all=True, append_images=[second], quality=90)
+    original = buffer.getvalue()  # opens in Pillow as MPO: the first picture, its MPF index, the second
+    response = upload(client, original, "3d.jpg")
+    assert response.status_code == 201, response.text
+    kept = (settings.images_dir / response.json()["filename"]).read_bytes()
+    with Image.open(io.BytesIO(kept)) as image:
+        assert image.format == "JPEG" and getattr(image, "n_frames", 1) == 1
+    with Image.open(io.BytesIO(original)) as image:
+        assert pixels(kept) == (image.mode, image.size, image.tobytes())  # the first picture
+    assert len(kept) < len(original) / 2 and b"MPF\x00" not in kept

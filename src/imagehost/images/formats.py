@@ -20,6 +20,7 @@ class ImageFormat:
     magic: tuple[tuple[int, bytes], ...]  # (offset, bytes): all of them are there in a file of this format
     stored: bool  # uploads keep it as it is; the others are only read (by the conversion API)
     name_extensions: tuple[str, ...] = ()  # other extensions people give such files: jpeg, jfif
+    opened_as: tuple[str, ...] = ()  # other names Pillow gives files of this format: MPO for JPEG
 
     def starts(self, head: bytes) -> bool:
         """Whether `head` (the first MAGIC_LENGTH bytes of a file, or more) has this format's magic bytes."""
@@ -28,8 +29,10 @@ class ImageFormat:
 
 MAGIC_LENGTH = 12  # bytes of a file's head that every magic check below fits in
 
+# A camera's JPEG with more pictures after its EOI (MPF: previews, the other eye) opens as MPO:
+# browsers show the first picture, and only that one is kept.
 JPEG = ImageFormat(
-    "JPEG", "jpg", "image/jpeg", "JpegImagePlugin", ((0, b"\xff\xd8\xff"),), True, ("jpeg", "jpe", "jfif")
+    "JPEG", "jpg", "image/jpeg", "JpegImagePlugin", ((0, b"\xff\xd8\xff"),), True, ("jpeg", "jpe", "jfif"), ("MPO",)
 )
 PNG = ImageFormat("PNG", "png", "image/png", "PngImagePlugin", ((0, b"\x89PNG\r\n\x1a\n"),), True)
 GIF = ImageFormat("GIF", "gif", "image/gif", "GifImagePlugin", ((0, b"GIF8"),), True)  # GIF87a, GIF89a
@@ -57,6 +60,11 @@ def stored_format(name: str) -> ImageFormat:
 def stored_format_of_extension(extension: str) -> ImageFormat | None:
     """The stored format whose stored names end in `extension` ("jpg", no dot), if any."""
     return next((image_format for image_format in STORED if image_format.extension == extension), None)
+
+
+def named_by_pillow(pillow_name: str) -> str:
+    """The registry's name for what Pillow calls `pillow_name` (JPEG for MPO); unknown names unchanged."""
+    return next((image_format.name for image_format in FORMATS if pillow_name in image_format.opened_as), pillow_name)
 
 
 def sniffed(head: bytes, names: tuple[str, ...] = STORED_NAMES) -> ImageFormat | None:

