@@ -24,6 +24,7 @@ from imagehost.accounts.controllers import ProfileController, callback, login, l
 from imagehost.accounts.identity import principal_of_request
 from imagehost.accounts.oidc import OIDCClient
 from imagehost.accounts.personal_tokens import PersonalTokens
+from imagehost.accounts.session import move_old_session_cookie, session_cookie_name
 from imagehost.api.controllers import ConversionController, read_logs
 from imagehost.api.tokens import require_api_token
 from imagehost.database import Database
@@ -130,7 +131,7 @@ def create_app(settings: Settings) -> Litestar:
 
     session = CookieBackendConfig(
         secret=hashlib.sha256(settings.secret_key.encode()).digest(),
-        key="imagehost_session",
+        key=session_cookie_name(settings),
         max_age=365 * 24 * 3600,
         secure=settings.secure_cookies,
         httponly=True,
@@ -169,7 +170,11 @@ def create_app(settings: Settings) -> Litestar:
         ],
         dependencies={"images": Provide(lambda: service, sync_to_thread=False)},
         template_config=TemplateConfig(engine=template_engine(translator, settings)),
-        middleware=[session.middleware, body_deadline(settings.upload_read_timeout_seconds)],
+        middleware=[
+            *move_old_session_cookie(settings),
+            session.middleware,
+            body_deadline(settings.upload_read_timeout_seconds),
+        ],
         before_request=before_request,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_request_bytes,

@@ -4,17 +4,23 @@ and an admin's "end sessions" make every copy of the cookie anonymous."""
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagehost.accounts.people import sessions_valid_after
 from imagehost.accounts.principal import ANONYMOUS, Kind, Principal, Role, person_identity
 from imagehost.logging import action_log
 from imagehost.settings import Settings
 
+SESSION_COOKIE = "imagehost_session"
+# Behind https: only this host can set it (Secure, Path=/, no Domain), no sibling subdomain.
+SECURE_SESSION_COOKIE = f"__Host-{SESSION_COOKIE}"
 SESSION_USER = "user"
 SESSION_PENDING = "oidc_pending"
 # Refresh "last seen" at most this often, so that most answers leave the cookie as it is (and more
@@ -73,3 +79,63 @@ async def session_principal(connection: ASGIConnection, settings: Settings) -> P
         role=Role(int(user.get("role", 0))),
         kind=Kind.PERSON,
     )
+
+
+def session_cookie_name(settings: Settings) -> str:
+    return SECURE_SESSION_COOKIE if settings.secure_cookies else SESSION_COOKIE
+
+
+def move_old_session_cookie(settings: Settings) -> list[Callable[[ASGIApp], ASGIApp]]:
+    """Behind https, a browser's cookie from before the `__Host-` prefix is read once under the new
+    name (its chunks too: `imagehost_session-0`, ...), and cleared once the new one is set, so
+    nobody loses the delete keys of their uploads kept in it. Goes before the session middleware."""
+    return [_OldSessionCookieMover] if settings.secure_cookies else []
+
+
+_OLD_COOKIE = re.compile(rf"{SESSION_COOKIE}(?:-\d+)?")
+_NEW_COOKIE = re.compile(rf"{re.escape(SECURE_SESSION_COOKIE)}(?:-\d+)?")
+
+
+class _OldSessionCookieMover:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        pairs = []
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                pairs += [part.strip().partition("=") for part in value.decode("latin-1").split(";") if part.strip()]
+        old = [name for name, _, _ in pairs if _OLD_COOKIE.fullmatch(name)]
+        if not old:
+            await self.app(scope, receive, send)
+            return
+        if not any(_NEW_COOKIE.fullmatch(name) for name, _, _ in pairs):
+            renamed = "; ".join(
+                f"{'__Host-' + name if _OLD_COOKIE.fullmatch(name) else name}={value}" for name, _, value in pairs
+            )
+            headers = [(n, v) for n, v in scope["headers"] if n != b"cookie"] + [(b"cookie", renamed.encode("latin-1"))]
+            scope = {**scope, "headers": headers}  # type: ignore[assignment]
+
+        async def clear_old_once_new_is_set(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                new_set = any(
+                    n.lower() == b"set-cookie" and v.startswith(f"{SECURE_SESSION_COOKIE}=".encode())
+                    for n, v in headers
+                )
+                if new_set:
+                    headers += [
+                        (
+                            b"set-cookie",
+                            f"{name}=null; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/; Secure; "
+                            "HttpOnly; SameSite=Lax".encode(),
+                        )
+                        for name in old
+                    ]
+                    message = {**message, "headers": headers}  # type: ignore[misc]
+            await send(message)
+
+        await self.app(scope, receive, clear_old_once_new_is_set)

@@ -17,6 +17,22 @@ from imagehost.errors import CrossSiteRequestRefused
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an origin or URL, the port filled in; None if it is not http(s)."""
+    try:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+    except ValueError:  # a port that is not a number, a malformed IPv6 host
+        return None
+    if scheme not in DEFAULT_PORTS or not host:
+        return None
+    return scheme, host, port
+
+
 def is_cross_site(request: Request) -> bool:
     fetch_site = request.headers.get("sec-fetch-site")
     if fetch_site is not None:
@@ -24,10 +40,12 @@ def is_cross_site(request: Request) -> bool:
     origin = request.headers.get("origin")
     if not origin:
         return False
-    host = request.headers.get("host", "")
+    # Same origin means same scheme, host and port: https://host is another site than http://host.
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
     public = request.app.state.settings.public_base_url
-    allowed = {host} | ({urlsplit(public).netloc} if public else set())
-    return origin == "null" or urlsplit(origin).netloc not in allowed
+    allowed = {origin_of(own)} | ({origin_of(public)} if public else set())
+    offered = origin_of(origin)
+    return offered is None or offered not in allowed
 
 
 async def before_request(request: Request) -> None:
