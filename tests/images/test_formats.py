@@ -90,8 +90,17 @@ def test_allowed_formats_outside_the_stored_ones_are_refused_at_start():
 
 
 @pytest.mark.parametrize("allowed", [("JPEG", "PNG", "GIF"), ("PNG",)])
-def test_the_upload_page_accepts_the_allowed_formats_content_types(make_client, allowed):
+def test_the_pages_offer_the_allowed_formats_and_nothing_else(make_client, allowed):
     client = make_client(allowed_formats=allowed)
     page = client.get("/upload", headers=HTML).text
     accept = re.search(r'<input id="file-input"[^>]*accept="([^"]*)"', page).group(1)
     assert accept == ",".join(formats.BY_NAME[name].content_type for name in allowed)
+
+    # The prose of the pages (footer, home page, drop zone) names the same formats, in English and Russian.
+    names = ", ".join(allowed)
+    for language in ("en", "ru"):
+        for path in ("/", "/upload"):
+            html = client.get(path, headers={**HTML, "Accept-Language": language}).text
+            assert names in html
+            for other in set(formats.STORED_NAMES) - set(allowed):
+                assert other not in html, (language, path, other)
