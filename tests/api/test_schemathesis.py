@@ -79,6 +79,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_against_the_schema(dat
             capture_output=True,
             text=True,
             timeout=900,
+            cwd=tmp_path,  # its example database lives there, not in the work tree
             env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
         )
         log = (app.log_dir / "app.log").read_text() if (app.log_dir / "app.log").exists() else ""
