@@ -227,3 +227,15 @@ def test_a_camera_jpeg_with_more_pictures_is_a_jpeg_of_its_first_picture(client,
     with Image.open(io.BytesIO(original)) as image:
         assert pixels(kept) == (image.mode, image.size, image.tobytes())  # the first picture
     assert len(kept) < len(original) / 2 and b"MPF\x00" not in kept
+
+
+def test_a_camera_jpeg_kept_with_its_metadata_is_still_a_jpeg_to_the_consistency_check(make_client, settings):
+    from imagehost.images.storage import ImageStore
+    from imagehost.ops.consistency.scan import examine
+
+    buffer = io.BytesIO()
+    picture().save(buffer, "MPO", save_all=True, append_images=[picture().rotate(90)])
+    client = make_client(strip_metadata=False)
+    name = upload(client, buffer.getvalue(), "3d.jpg").json()["filename"]
+    (found,) = examine(ImageStore(settings.images_dir), [{"stored_name": name}], ())
+    assert found.exists and found.file_format == "JPEG"

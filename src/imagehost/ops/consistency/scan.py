@@ -54,7 +54,7 @@ def _examine_one(store: ImageStore, row: dict[str, Any], sizes: tuple[int, ...])
             try:
                 # Only the stored formats' parsers see the bytes; only the header is read.
                 with PILImage.open(file, formats=STORED_FORMATS) as image:
-                    found.file_format = image.format or ""
+                    found.file_format = formats.named_by_pillow(image.format or "")  # MPO is JPEG
                     found.long_side = max(image.size)
             except PILImage.DecompressionBombError:
                 # A canvas past Pillow's own limit (MAX_PIXELS set above it): the signature says what it is.
