@@ -89,7 +89,7 @@ backup: install
     fi
     exec {{python}} -m imagehost backup
 
-# Check a backup whole, then restore its database and images (asks first; --yes does not)
+# Check a backup whole, then restore its database and images (asks first; --yes does not; --trust: unsigned)
 restore FILE *ARGS: install
     #!/usr/bin/env bash
     set -euo pipefail

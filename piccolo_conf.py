@@ -9,4 +9,6 @@ from imagehost.settings import DEFAULT_DATABASE_URL
 
 DB = PostgresEngine(config={"dsn": os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)})
 
-APP_REGISTRY = AppRegistry(apps=["imagehost.images.piccolo_app", "imagehost.accounts.piccolo_app"])
+APP_REGISTRY = AppRegistry(
+    apps=["imagehost.images.piccolo_app", "imagehost.accounts.piccolo_app", "imagehost.ops.piccolo_app"]
+)

@@ -1,5 +1,5 @@
 """Operator commands: `python -m imagehost thumbnails [--all]` (also `just thumbnails`), `check [--repair]`,
-`backup`, `restore FILE [--yes]` and `schedule` (README: Operations)."""
+`backup`, `restore FILE [--yes] [--trust]` and `schedule` (README: Operations)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     restore = commands.add_parser("restore", help="check a backup, then restore its database and images")
     restore.add_argument("file", type=Path, help="a backup_YYYY-MM-DD_HHMMSS.tar.gz")
     restore.add_argument("--yes", action="store_true", help="do not ask before replacing the current data")
+    restore.add_argument(
+        "--trust", action="store_true", help="restore a backup not signed with BACKUP_SIGNING_KEY (made elsewhere)"
+    )
     commands.add_parser("schedule", help="run backups and consistency scrubs forever (compose: the scheduler)")
     check = commands.add_parser("check", help="compare the database with the images folder; exit 1 on problems")
     check.add_argument("--repair", action="store_true", help="quarantine orphans, remake thumbnails, settle lost rows")
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.command == "restore":
         from imagehost.ops.backup import restore_command
 
-        return restore_command(settings, arguments.file, assume_yes=arguments.yes)
+        return restore_command(settings, arguments.file, assume_yes=arguments.yes, trust=arguments.trust)
     if arguments.command == "schedule":
         from imagehost.ops.scheduler import schedule_command
 

@@ -119,6 +119,8 @@ class Settings:
     backup_dir: Path = Path("backups")
     backup_interval_seconds: int = 86400
     backup_keep: int = 7
+    # Signs each backup's manifest (HMAC-SHA256); a restore then asks --trust for any other backup.
+    backup_signing_key: str = field(default="", repr=False)
     scrub_interval_seconds: int = 7 * 86400
 
     @property
@@ -239,6 +241,8 @@ class Settings:
             values["backup_interval_seconds"] = _duration(env["BACKUP_INTERVAL"], "BACKUP_INTERVAL")
         if "BACKUP_KEEP" in env:
             values["backup_keep"] = _int(env["BACKUP_KEEP"], "BACKUP_KEEP")
+        if env.get("BACKUP_SIGNING_KEY"):
+            values["backup_signing_key"] = env["BACKUP_SIGNING_KEY"]
         if "SCRUB_INTERVAL" in env:
             values["scrub_interval_seconds"] = _duration(env["SCRUB_INTERVAL"], "SCRUB_INTERVAL")
         for name in ("LOGIN_RATE_LIMIT", "UPLOAD_RATE_LIMIT"):

@@ -365,7 +365,7 @@ def own_postgres() -> Iterator[OwnPostgres]:
 
 
 def test_pages_answer_503_while_postgresql_is_down_and_the_app_recovers_by_itself(own_postgres, tmp_path):
-    run_sql(own_postgres.url, "TRUNCATE images RESTART IDENTITY")
+    run_sql(own_postgres.url, "TRUNCATE images RESTART IDENTITY CASCADE")  # and what references it
     with live_app(own_postgres.url, tmp_path, WORKER_PROCESSES="0") as app:
         assert post_upload(app.url, png_bytes()).status_code == 201
         own_postgres.stop()
@@ -408,7 +408,7 @@ def test_pages_answer_503_while_postgresql_is_down_and_the_app_recovers_by_itsel
 
 
 def test_the_app_starts_without_postgresql_and_settles_interrupted_work_once_connected(own_postgres, tmp_path):
-    run_sql(own_postgres.url, "TRUNCATE images RESTART IDENTITY")
+    run_sql(own_postgres.url, "TRUNCATE images RESTART IDENTITY CASCADE")  # and what references it
     images_dir = tmp_path / "images"
     (images_dir / STAGING).mkdir(parents=True)
     (images_dir / THUMBS / "160").mkdir(parents=True)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 
+from imagehost.logging import configure_logging
+from imagehost.ops import state
+from imagehost.ops.backup import make_backup
+from imagehost.ops.consistency import run_check
 from tests.conftest import ADMIN_TOKEN, CORPUS, HTML, png_bytes, run_sql, upload
 
 OPERATOR = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -39,12 +45,12 @@ def test_statistics_add_up(client, settings, app_log):
 
 def test_the_page_draws_its_chart_without_javascript(client, settings):
     upload(client, png_bytes())
-    with (settings.log_dir / "app.log").open("a") as log:
-        log.write("[2026-11-20 03:00:00] Backup: backup_2026-11-20_030000 made (1 image).\n")
+    when = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+    asyncio.run(state.record(settings.database_url, state.BACKUP, state.OK, "backup_2026-11-20_030000 made", at=when))
     page = client.get("/ops/stats", headers={**OPERATOR, **HTML})
     assert page.status_code == 200
     assert "<svg" in page.text and page.text.count("<rect") == 30
-    assert "backup_2026-11-20_030000" in page.text
+    assert "2026-11-20 03:00:00 UTC: backup_2026-11-20_030000 made" in page.text
     assert "<script" not in page.text.split("<main>")[1].split("</main>")[0]
 
 
@@ -52,3 +58,30 @@ def test_only_admins_see_statistics(client):
     assert client.get("/ops/stats", headers={"Accept": "application/json"}).status_code == 401
     assert client.get("/ops/stats", headers={**HTML}).status_code == 401
     assert client.get("/ops/stats", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+FORGED_LINE = "x] Backup: backup_2099-12-31_235959.tar.gz made: 999 images, 0 API tokens .png"
+
+
+def test_an_upload_named_like_a_log_line_cannot_pose_as_the_last_backup(make_client, settings, tmp_path):
+    """The last backup and check come from the operations themselves (operations_state), not from app.log."""
+    settings = replace(settings, backup_dir=tmp_path / "backups")
+    client = make_client()
+    assert upload(client, png_bytes(), FORGED_LINE).status_code == 201
+    assert FORGED_LINE in (settings.log_dir / "app.log").read_text()  # it is in the log, as every name is
+    json_headers = {**OPERATOR, "Accept": "application/json"}
+    stats = client.get("/ops/stats", headers=json_headers).json()
+    assert stats["last_backup"] is None and stats["last_check"] is None and stats["operations"] == {}
+
+    configure_logging(settings.log_dir)
+    made = asyncio.run(make_backup(settings))
+    client.__exit__(None, None, None)  # the check connects on its own, as `just check` does
+    asyncio.run(run_check(settings))
+    client = make_client()
+    assert upload(client, png_bytes(50, 40), FORGED_LINE).status_code == 201  # logged after both
+    stats = client.get("/ops/stats", headers=json_headers).json()
+    assert made.path.name in stats["last_backup"] and "2099" not in stats["last_backup"]
+    assert stats["operations"]["backup"]["outcome"] == "ok"
+    assert "consistent" in stats["last_check"] and stats["operations"]["check"]["outcome"] == "ok"
+    page = client.get("/ops/stats", headers={**OPERATOR, **HTML}).text
+    assert made.path.name in page and "backup_2099-12-31_235959" not in page

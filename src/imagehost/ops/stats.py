@@ -14,12 +14,11 @@ from imagehost import __version__
 from imagehost.accounts.identity import principal_of_request
 from imagehost.images.service import ImageService
 from imagehost.images.tables import Image
-from imagehost.logging import tail_lines
+from imagehost.ops import state
 from imagehost.web.responses import respond
 
 CHART_DAYS = 30
 TOP_UPLOADERS = 20
-LOG_LINES_SEARCHED = 20_000
 
 
 @dataclass
@@ -35,12 +34,9 @@ class Statistics:
     app_version: str
     last_backup: str | None
     last_check: str | None
+    # The last outcome of each operation (backup, check, restore), from the operations_state table.
+    operations: dict[str, Any] = field(default_factory=dict)
     chart: dict[str, Any] = field(default_factory=dict)
-
-
-def last_line(lines: list[str], action: str) -> str | None:
-    marker = f"] {action}: "
-    return next((line for line in reversed(lines) if marker in line), None)
 
 
 def chart_geometry(per_day: list[dict[str, Any]], width: int = 600, height: int = 120) -> dict[str, Any]:
@@ -85,7 +81,9 @@ async def collect(images: ImageService) -> Statistics:
     ]
     database = (await Image.raw("SELECT pg_database_size(current_database()) AS size, version() AS version"))[0]
     usage = await anyio.to_thread.run_sync(shutil.disk_usage, settings.images_dir)
-    lines = await anyio.to_thread.run_sync(tail_lines, settings.log_dir / "app.log", LOG_LINES_SEARCHED)
+    # Kept as data by the operations themselves: never read back from app.log, where any logged
+    # text (an uploaded file's name) could pose as a backup's line.
+    outcomes = await state.last_outcomes()
     return Statistics(
         images=total,
         total_bytes=sum(int(row["bytes"]) for row in by_format),
@@ -96,8 +94,9 @@ async def collect(images: ImageService) -> Statistics:
         database_bytes=int(database["size"]),
         database_version=str(database["version"]).split(" on ")[0],
         app_version=__version__,
-        last_backup=last_line(lines, "Backup"),
-        last_check=last_line(lines, "Check"),
+        last_backup=outcomes[state.BACKUP].line() if state.BACKUP in outcomes else None,
+        last_check=outcomes[state.CHECK].line() if state.CHECK in outcomes else None,
+        operations={kind: outcome.as_json() for kind, outcome in outcomes.items()},
         chart=chart_geometry(per_day),
     )
 

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from imagehost.ops.backup.errors import BackupInvalid
+from imagehost.ops.backup.signing import SIGNATURE
 
 FORMAT = "imagehost-backup/1"
 MANIFEST = "manifest.json"
@@ -103,6 +104,8 @@ class UnpackedBackup:
     manifest: dict[str, Any]
     dump: Path
     files_root: Path
+    manifest_bytes: bytes = b""  # as signed
+    signature: str | None = None  # the manifest's HMAC, when the backup carries one
 
     @property
     def name(self) -> str:
@@ -135,6 +138,7 @@ def unpack_verified(archive: Path, staging: Path) -> UnpackedBackup:
         raise BackupInvalid(f"{archive} does not exist or is not a file")
     seen: dict[str, tuple[int, str]] = {}
     manifest_bytes: bytes | None = None
+    signature: str | None = None
     root: str | None = None
     try:
         with tarfile.open(archive, "r:gz") as tar:
@@ -152,12 +156,18 @@ def unpack_verified(archive: Path, staging: Path) -> UnpackedBackup:
                     continue
                 if not member.isfile():
                     raise BackupInvalid(f"{archive.name} holds {member.name!r}, which is not a regular file")
-                if inside in seen or (inside == MANIFEST and manifest_bytes is not None):
+                if (
+                    inside in seen
+                    or (inside == MANIFEST and manifest_bytes is not None)
+                    or (inside == SIGNATURE and signature is not None)
+                ):
                     raise BackupInvalid(f"{archive.name} holds {member.name!r} twice")
                 source = tar.extractfile(member)
                 assert source is not None  # a regular file
                 if inside == MANIFEST:
                     manifest_bytes = source.read()
+                elif inside == SIGNATURE:
+                    signature = source.read(1024).decode("ascii", errors="replace")
                 elif inside == DUMP:
                     seen[inside] = _copy_member(source, staging / DUMP)
                 elif inside.startswith(f"{FILES}/"):
@@ -178,7 +188,13 @@ def unpack_verified(archive: Path, staging: Path) -> UnpackedBackup:
     if problems:
         shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
         raise BackupInvalid(f"{archive.name} fails its manifest ({len(problems)} problems): {shown}")
-    return UnpackedBackup(manifest=manifest, dump=staging / DUMP, files_root=staging / FILES)
+    return UnpackedBackup(
+        manifest=manifest,
+        dump=staging / DUMP,
+        files_root=staging / FILES,
+        manifest_bytes=manifest_bytes,
+        signature=signature,
+    )
 
 
 def _parse_manifest(archive_name: str, content: bytes) -> dict[str, Any]:

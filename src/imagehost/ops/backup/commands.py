@@ -42,11 +42,11 @@ def _ask(unpacked: UnpackedBackup, settings: Settings) -> bool:
     return input("Restore it? [y/N] ").strip().lower() in {"y", "yes"}
 
 
-def restore_command(settings: Settings, archive: Path, *, assume_yes: bool) -> int:
+def restore_command(settings: Settings, archive: Path, *, assume_yes: bool, trust: bool = False) -> int:
     """Restore `archive`; print the report. Exit code 1 when refused, cancelled, failed or not verified."""
     confirm = None if assume_yes else (lambda unpacked: _ask(unpacked, settings))
     try:
-        report = asyncio.run(restore_backup(settings, archive, confirm=confirm))
+        report = asyncio.run(restore_backup(settings, archive, confirm=confirm, trust=trust))
     except BackupInvalid as refusal:
         print(f"restore refused: {refusal}\nNothing was changed.", file=sys.stderr)
         return 1

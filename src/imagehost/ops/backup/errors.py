@@ -13,3 +13,7 @@ class BackupInvalid(BackupError):
 
 class RestoreCancelled(BackupError):
     """The operator said no; nothing was changed."""
+
+
+class BackupUntrusted(BackupInvalid):
+    """Sound, but not signed with this installation's BACKUP_SIGNING_KEY: restored only with --trust."""

@@ -18,6 +18,8 @@ import asyncpg
 import imagehost
 from imagehost.images.storage import fsync_folder
 from imagehost.logging import action_log
+from imagehost.ops import state
+from imagehost.ops.backup import signing
 from imagehost.ops.backup.archive import CHUNK, DUMP, FILES, FORMAT, MANIFEST, add_bytes, add_file, stored_files
 from imagehost.ops.backup.folder import NAME_TIME_FORMAT, SUFFIX, exclusive, prune_backups
 from imagehost.ops.backup.postgres import find_pg_tool, libpq_target, quote_identifier, run_tool, tool_major
@@ -55,6 +57,7 @@ async def _dump_database(database_url: str, dump_path: Path) -> Snapshot:
     connection = await asyncpg.connect(database_url)
     try:
         server = connection.get_server_version()
+        server_version = connection.get_settings().server_version.split()[0]  # "17.12" (asyncpg's minor is 0)
         pg_dump = find_pg_tool("pg_dump", server.major)
         async with connection.transaction(isolation="repeatable_read", readonly=True):
             snapshot = await connection.fetchval("SELECT pg_export_snapshot()")
@@ -78,7 +81,7 @@ async def _dump_database(database_url: str, dump_path: Path) -> Snapshot:
             )
     finally:
         await connection.close()
-    return Snapshot(rows, names, f"{server.major}.{server.minor}", tool_major(pg_dump) or 0)
+    return Snapshot(rows, names, server_version, tool_major(pg_dump) or 0)
 
 
 def _archive_files(tar: tarfile.TarFile, root: str, dump_path: Path, images_dir: Path) -> tuple[dict, list[dict]]:
@@ -105,6 +108,7 @@ async def make_backup(settings: Settings, *, now: Callable[[], dt.datetime] | No
         result = await _write_backup(settings, now or (lambda: dt.datetime.now(dt.UTC)))
     except Exception as failure:
         log.error(f"backup failed: {type(failure).__name__}: {failure}", action="Backup")
+        await state.record(settings.database_url, state.BACKUP, state.FAILED, f"{type(failure).__name__}: {failure}")
         raise
     name = result.path.name.removesuffix(SUFFIX)
     for stored in result.deleted_during_backup:
@@ -119,6 +123,10 @@ async def make_backup(settings: Settings, *, now: Callable[[], dt.datetime] | No
             action="Backup",
         )
     log.info(f"{result.path} made: {describe_backup(result)}.", action="Backup")
+    outcome = state.WARNINGS if result.deleted_during_backup or result.missing_files else state.OK
+    await state.record(
+        settings.database_url, state.BACKUP, outcome, f"{result.path.name} made: {describe_backup(result)}"
+    )
     return result
 
 
@@ -165,6 +173,9 @@ async def _write_backup(settings: Settings, clock: Callable[[], dt.datetime]) ->
                     "files": entries,
                 }
                 content = json.dumps(manifest, indent=1).encode()
+                if settings.backup_signing_key:  # before the manifest, which stays the last member
+                    signature = signing.sign(settings.backup_signing_key, content).encode()
+                    await anyio.to_thread.run_sync(add_bytes, tar, f"{name}/{signing.SIGNATURE}", signature)
                 await anyio.to_thread.run_sync(add_bytes, tar, f"{name}/{MANIFEST}", content)
             finally:
                 await anyio.to_thread.run_sync(tar.close)

@@ -51,6 +51,7 @@ class RestoreReport:
     warnings: list[str] = field(default_factory=list)  # known gaps the backup itself recorded
     files_without_row: int = 0
     seconds: float = 0.0
+    signature: str = ""  # whether the backup was made here (signing.describe)
 
     def lines(self) -> list[str]:
         out = [
@@ -59,6 +60,8 @@ class RestoreReport:
             f"  files: {self.unchanged} already right, {len(self.restored)} put back, "
             f"{len(self.replaced)} replaced (they differed from the backup)",
         ]
+        if self.signature:
+            out.append(f"  signature: {self.signature}")
         if self.quarantined or self.replaced:
             out.append(
                 f"  quarantine: {self.quarantine}: {len(self.quarantined)} files not in the backup, "

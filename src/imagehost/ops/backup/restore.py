@@ -19,8 +19,10 @@ import asyncpg
 
 from imagehost.images.storage import STAGING, STORED_NAME, THUMBS, is_stored_name
 from imagehost.logging import action_log
+from imagehost.ops import state
+from imagehost.ops.backup import signing
 from imagehost.ops.backup.archive import CHUNK, UnpackedBackup, sha256_of, stored_files, unpack_verified
-from imagehost.ops.backup.errors import BackupError, BackupInvalid, RestoreCancelled
+from imagehost.ops.backup.errors import BackupError, BackupInvalid, BackupUntrusted, RestoreCancelled
 from imagehost.ops.backup.folder import NAME_TIME_FORMAT, exclusive
 from imagehost.ops.backup.postgres import find_pg_tool, libpq_target, quote_identifier
 from imagehost.ops.backup.report import RestoreReport
@@ -290,12 +292,18 @@ async def _verify(
 
 
 async def restore_backup(
-    settings: Settings, archive: Path, *, confirm: Callable[[UnpackedBackup], bool] | None = None
+    settings: Settings,
+    archive: Path,
+    *,
+    confirm: Callable[[UnpackedBackup], bool] | None = None,
+    trust: bool = False,
 ) -> RestoreReport:
     """Check the backup whole, then put its files in place, swap the database, set extras aside, verify.
 
-    Raises BackupInvalid (nothing changed) for a corrupt or partial backup, RestoreCancelled when
-    `confirm` says no (nothing changed), BackupError when the restore itself fails.
+    Raises BackupInvalid (nothing changed) for a corrupt or partial backup, or one holding rows that
+    name no stored file; BackupUntrusted (nothing changed) when BACKUP_SIGNING_KEY is set and the
+    backup is not signed with it, unless `trust`; RestoreCancelled when `confirm` says no (nothing
+    changed), BackupError when the restore itself fails.
     """
     log = action_log()
     started = time.monotonic()
@@ -309,9 +317,13 @@ async def restore_backup(
         try:
             try:
                 unpacked = await anyio.to_thread.run_sync(unpack_verified, archive, staging)
+                signature = _check_signature(settings, unpacked, trust)
                 pg_restore = await _preflight(settings.database_url, unpacked)
             except BackupInvalid as refusal:
                 log.error(f"refused {archive}: {refusal}. Nothing was changed.", action="Restore")
+                await state.record(
+                    settings.database_url, state.RESTORE, state.FAILED, f"{archive.name} refused: {refusal}"
+                )
                 raise
             except BackupError as problem:
                 log.error(f"cannot restore {archive}: {problem}. Nothing was changed.", action="Restore")
@@ -322,8 +334,12 @@ async def restore_backup(
             stamp = dt.datetime.now(dt.UTC).strftime(NAME_TIME_FORMAT)
             quarantine = images_dir / QUARANTINE / f"restore_{stamp}_{secrets.token_hex(2)}"
             report = RestoreReport(
-                backup=unpacked.name, rows=dict(unpacked.manifest["database"]["rows"]), quarantine=quarantine
+                backup=unpacked.name,
+                rows=dict(unpacked.manifest["database"]["rows"]),
+                quarantine=quarantine,
+                signature=signing.describe(signature, trusted=trust),
             )
+            history = await _history(settings.database_url)  # this installation's, not the backup's
             dropped = set(unpacked.manifest.get("deleted_during_backup", []))
             database = "unchanged"
             try:
@@ -344,6 +360,7 @@ async def restore_backup(
                 raise
             (images_dir / THUMBS).mkdir(exist_ok=True)
             report.problems, report.files_without_row = await _verify(settings, unpacked, report, dropped)
+            await state.put_back(settings.database_url, history)
         finally:
             await anyio.to_thread.run_sync(lambda: shutil.rmtree(staging, ignore_errors=True))
     report.seconds = time.monotonic() - started
@@ -355,6 +372,33 @@ async def restore_backup(
         log.error(
             f"{summary}; verification found {len(report.problems)} problems: {report.problems[0]}", action="Restore"
         )
+        outcome, detail = state.PROBLEMS, f"{summary}; verification found {len(report.problems)} problems"
     else:
         log.info(f"{summary}; verified.", action="Restore")
+        outcome, detail = state.OK, f"{summary}; verified"
+    await state.record(settings.database_url, state.RESTORE, outcome, detail)
     return report
+
+
+def _check_signature(settings: Settings, unpacked: UnpackedBackup, trust: bool) -> str:
+    key = settings.backup_signing_key
+    status = signing.judge(key, unpacked.manifest_bytes, unpacked.signature)
+    if status in (signing.UNSIGNED, signing.FOREIGN):
+        if not trust:
+            raise BackupUntrusted(
+                f"{unpacked.name} is {signing.describe(status, trusted=False)}: this installation's "
+                "BACKUP_SIGNING_KEY did not sign it (it was made elsewhere, before the key was set, or with a "
+                "key since lost). If you know where it comes from, restore it with --trust"
+            )
+        action_log().warning(
+            f"{unpacked.name} is {signing.describe(status, trusted=False)}: restored because of --trust.",
+            action="Restore",
+        )
+    return status
+
+
+async def _history(database_url: str) -> list[state.Outcome]:
+    try:
+        return await state.read_all(database_url)
+    except (OSError, asyncpg.PostgresError):
+        return []  # the restore does not depend on it

@@ -20,6 +20,7 @@ from imagehost.images.service import ThreadRunner
 from imagehost.images.storage import THUMBS, ImageStore
 from imagehost.images.tables import Image
 from imagehost.logging import action_log
+from imagehost.ops import state
 from imagehost.ops.consistency.repair import MISSING_ROW_CHOICES, Repair
 from imagehost.ops.consistency.report import CheckReport, Finding, save_report
 from imagehost.ops.consistency.scan import RECENT_SECONDS, OnDisk, examine, list_stored_files, next_chunk
@@ -49,6 +50,17 @@ class ConsistencyCheck:
         first LISTED_FINDINGS."""
         if repair not in (None, *MISSING_ROW_CHOICES):
             raise ValueError(f"repair must be None or one of {MISSING_ROW_CHOICES}, not {repair!r}")
+        database_url = self.settings.database_url
+        try:
+            report = await self._run(repair, by, on_finding)
+        except Exception as failure:
+            await state.record(database_url, state.CHECK, state.FAILED, f"{type(failure).__name__}: {failure}")
+            raise
+        outcome = state.OK if report.consistent else state.PROBLEMS
+        await state.record(database_url, state.CHECK, outcome, report.summary().removesuffix("."))
+        return report
+
+    async def _run(self, repair: str | None, by: str, on_finding: Callable[[Finding], None] | None) -> CheckReport:
         async with self._exclusive():
             started = time.monotonic()
             report = CheckReport(
