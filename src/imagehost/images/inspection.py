@@ -93,10 +93,12 @@ def decode_checked(
         # GIF decoder reads on past a frame's last data block, so the whole file may decode when the
         # stored part does not.
         with Image.open(io.BytesIO(readable), formats=[file_format]) as image:
-            orientation = _orientation(image) if file_format in {"JPEG", "PNG", "WEBP"} else 1
             if draft_to and file_format == "JPEG":
                 image.draft(None, (draft_to, draft_to))
             image.load()
+            # After the load: Pillow's PNG reader loads the pixels to find EXIF, and a damaged
+            # image must fail in `load`, not in the orientation's forgiving read.
+            orientation = _orientation(image) if file_format in {"JPEG", "PNG", "WEBP"} else 1
             first_frame = image.copy()
             if all_frames and frames > 1:
                 for frame in ImageSequence.Iterator(image):
