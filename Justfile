@@ -97,3 +97,7 @@ restore FILE *ARGS: install
         exec {{python}} -m imagehost --local-postgres var/postgres restore {{quote(FILE)}} {{ARGS}}
     fi
     exec {{python}} -m imagehost restore {{quote(FILE)}} {{ARGS}}
+
+# docker compose up --build from a fresh copy, checked through nginx, as root's and another user's clone (COMPOSE_STANDINS=1: local stand-in images, host network)
+compose-test:
+    ./deploy/compose-test.sh

@@ -161,7 +161,7 @@ API_TOKEN = "stack-api-token"
 def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     require(binary)
-    run_sql(database_url, "TRUNCATE images RESTART IDENTITY")
+    run_sql(database_url, "TRUNCATE images RESTART IDENTITY CASCADE")
     workdir = tmp_path_factory.mktemp("stack")
     with (
         live_app(database_url, workdir, ACCEL_DOWNLOADS="true", ADMIN_TOKEN=ADMIN_TOKEN, API_TOKENS=API_TOKEN) as app,
@@ -302,7 +302,7 @@ def test_unknown_names_and_paths_outside_the_store_are_404_with_the_security_hea
 
 
 def test_the_catalogue_its_pages_and_the_list_work_through_nginx(stack):
-    run_sql(stack.app.env["DATABASE_URL"], "TRUNCATE images RESTART IDENTITY")
+    run_sql(stack.app.env["DATABASE_URL"], "TRUNCATE images RESTART IDENTITY CASCADE")
     for number in range(11):
         answer = stack.upload(png_bytes(10 + number, 10, (number * 20, 40, 90)), f"catalogue-{number:02d}.png")
         assert answer.status_code == 201, answer.text
