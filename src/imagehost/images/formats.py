@@ -69,7 +69,7 @@ def named_by_pillow(pillow_name: str) -> str:
 
 def sniffed(head: bytes, names: tuple[str, ...] = STORED_NAMES) -> ImageFormat | None:
     """The format among `names` whose magic bytes `head` starts with, if any."""
-    return next((BY_NAME[name] for name in names if BY_NAME[name].starts(head)), None)
+    return next((BY_NAME[name] for name in names if name in BY_NAME and BY_NAME[name].starts(head)), None)
 
 
 def accept_attribute(names: tuple[str, ...]) -> str:

@@ -269,7 +269,10 @@ def _without_end_marker(
 def unreadable_metadata(segment: JpegSegment) -> bool:
     """A JFIF, ICC or Adobe segment too short for its own header: the decoder ignores it, and
     Pillow's header reader would refuse the whole file for it."""
-    marker, payload = segment.marker, segment.payload
+    marker = segment.marker
+    if marker not in (APP0, APP2, APP14):
+        return False
+    payload = segment.payload  # a copy: never taken of the scan data
     if marker == APP0 and payload.startswith(JFIF_HEADER):
         return len(payload) < JFIF_LENGTH
     if marker == APP2 and payload.startswith(ICC_HEADER):

@@ -47,7 +47,10 @@ def _is_exif(segment: JpegSegment) -> bool:
 
 def _kept_jpeg_segment(segment: JpegSegment, icc_whole: bool) -> JpegSegment | None:
     """The segment as it should be written, or None to drop it."""
-    marker, payload = segment.marker, segment.payload
+    marker = segment.marker
+    if not (0xE0 <= marker <= 0xEF or marker == COM):
+        return segment  # tables, frame and scan headers, scan data, restart markers
+    payload = segment.payload  # a copy: never taken of the scan data
     if marker == APP0:
         is_jfif = payload.startswith(JFIF_HEADER) and len(payload) >= JFIF_LENGTH
         return _jfif_without_thumbnail(segment) if is_jfif else None
@@ -55,9 +58,7 @@ def _kept_jpeg_segment(segment: JpegSegment, icc_whole: bool) -> JpegSegment | N
         return segment if icc_whole and payload.startswith(ICC_HEADER) else None
     if marker == APP14:
         return segment if payload.startswith(ADOBE_HEADER) and len(payload) >= ADOBE_LENGTH else None
-    if 0xE0 <= marker <= 0xEF or marker == COM:  # EXIF, XMP, IPTC, MPF, FlashPix, JUMBF, comments...
-        return None
-    return segment  # tables, frame and scan headers, scan data, restart markers
+    return None  # EXIF, XMP, IPTC, MPF, FlashPix, JUMBF, comments...
 
 
 def _icc_profile_whole(segments: Iterable[JpegSegment]) -> bool:
