@@ -16,6 +16,15 @@ from imagehost.accounts.oidc import OIDCClient, OIDCError, PendingLogin
 from imagehost.accounts.personal_tokens import DEFAULT_LIFETIME, LIFETIMES
 from imagehost.accounts.principal import Kind, Principal, Role, role_from_claims
 from imagehost.accounts.session import SESSION_PENDING, SESSION_USER, forget_user, remember_user
+from imagehost.api.openapi import (
+    CreatedTokenAnswer,
+    EndAccessAnswer,
+    RevokedTokenAnswer,
+    TokenListAnswer,
+    answers,
+    form,
+    text,
+)
 from imagehost.errors import SignInFailed, SignInRequired, SignInUnavailable
 from imagehost.logging import action_log
 from imagehost.web.responses import representation, respond
@@ -145,7 +154,7 @@ class ProfileController(Controller):
             raise SignInRequired(action="open the profile")
         return principal
 
-    @get()
+    @get(responses=answers(200, TokenListAnswer, "Your tokens (an admin's: everyone's)", 401, 503))
     async def profile(self, request: Request) -> Response:
         return await self._render(request, self._signed_in(request))
 
@@ -159,7 +168,15 @@ class ProfileController(Controller):
             json=lambda: {"status": "success", "tokens": [token_json(t) for t in context["tokens"]]},
         )
 
-    @post("/tokens")
+    @post(
+        "/tokens",
+        status_code=201,
+        operation_class=form(
+            name=text("A name for the token"),
+            expires_in_days=text("Its lifetime (default 90)", "30", "90", "365", "never"),
+        ),
+        responses=answers(201, CreatedTokenAnswer, "Created; `token` is shown this once", 401, 403, 422, 503),
+    )
     async def create_token(self, request: Request) -> Response:
         principal = self._signed_in(request)
         form = await request.form()
@@ -183,7 +200,7 @@ class ProfileController(Controller):
             json=lambda: {"status": "success", "token": token, **token_json(info)},
         )
 
-    @post("/tokens/{token_id:int}/revoke")
+    @post("/tokens/{token_id:int}/revoke", responses=answers(200, TokenListAnswer, "Revoked", 401, 404, 503))
     async def revoke_from_form(self, request: Request, token_id: int) -> Response:
         principal = self._signed_in(request)
         await request.app.state.personal_tokens.revoke(principal, token_id)
@@ -191,7 +208,9 @@ class ProfileController(Controller):
             return Redirect("/profile", status_code=303)
         return await self._render(request, principal)
 
-    @delete("/tokens/{token_id:int}", status_code=200)
+    @delete(
+        "/tokens/{token_id:int}", status_code=200, responses=answers(200, RevokedTokenAnswer, "Revoked", 401, 404, 503)
+    )
     async def revoke(self, request: Request, token_id: int) -> Response:
         principal = self._signed_in(request)
         info = await request.app.state.personal_tokens.revoke(principal, token_id)
@@ -199,7 +218,11 @@ class ProfileController(Controller):
             return Response({"status": "success", **token_json(info)})
         return await self._render(request, principal)
 
-    @post("/people/{person_id:int}/end-access", status_code=200)
+    @post(
+        "/people/{person_id:int}/end-access",
+        status_code=200,
+        responses=answers(200, EndAccessAnswer, "Every session ended, every token revoked", 401, 403, 404, 503),
+    )
     async def end_access(self, request: Request, person_id: int) -> Response:
         """An admin ends every session and revokes every token of one person (an off-boarding)."""
         principal = self._signed_in(request)

@@ -99,6 +99,46 @@ class HealthAnswer:
     reason: str | None = None
 
 
+@dataclass
+class TokenAnswer:
+    """A personal API token, never its secret (that is in the creation answer only)."""
+
+    id: int
+    name: str
+    prefix: str
+    owner: str
+    created_at: str
+    last_used_at: str | None
+    revoked: bool
+    expires_at: str | None
+    expired: bool
+
+
+@dataclass
+class TokenListAnswer:
+    status: Literal["success"]
+    tokens: list[TokenAnswer]
+
+
+@dataclass
+class RevokedTokenAnswer(TokenAnswer):
+    status: Literal["success"] = "success"
+
+
+@dataclass
+class CreatedTokenAnswer(TokenAnswer):
+    token: str = ""
+    status: Literal["success"] = "success"
+
+
+@dataclass
+class EndAccessAnswer:
+    status: Literal["success"]
+    person: str
+    name: str
+    revoked_tokens: int
+
+
 ERROR_REASONS = {
     400: "The request is wrong (no file, a damaged image, a bad parameter)",
     401: "Sign-in or a valid API token is required",
@@ -132,24 +172,34 @@ def binary(status: int, media_type: str, description: str, *errors: int) -> dict
 # --- Multipart bodies ----------------------------------------------------------------------------
 
 
-def multipart(**fields: Schema) -> type[Operation]:
-    """An Operation whose request body is a multipart form with these fields (the handlers read
-    the form themselves, to bound what they hold in memory, so Litestar cannot infer it)."""
+def form_body(*, required: tuple[str, ...] = (), media_types: tuple[str, ...], **fields: Schema) -> type[Operation]:
+    """An Operation whose request body is a form with these fields (the handlers read the form
+    themselves, to bound what they hold in memory, so Litestar cannot infer it)."""
+    schema = Schema(type=OpenAPIType.OBJECT, properties=dict(fields), required=list(required) or None)
     body = RequestBody(
-        required=True,
-        content={
-            "multipart/form-data": OpenAPIMediaType(
-                schema=Schema(type=OpenAPIType.OBJECT, properties=dict(fields), required=["file"])
-            )
-        },
+        required=bool(required), content={media_type: OpenAPIMediaType(schema=schema) for media_type in media_types}
     )
 
     @dataclass
-    class MultipartOperation(Operation):
+    class FormOperation(Operation):
         def __post_init__(self) -> None:
             self.request_body = body
 
-    return MultipartOperation
+    return FormOperation
+
+
+def multipart(**fields: Schema) -> type[Operation]:
+    """A multipart upload: the field `file` and any others."""
+    return form_body(required=("file",), media_types=("multipart/form-data",), **fields)
+
+
+def form(**fields: Schema) -> type[Operation]:
+    """A plain form (a browser's, or curl -d)."""
+    return form_body(media_types=("application/x-www-form-urlencoded", "multipart/form-data"), **fields)
+
+
+def text(description: str, *choices: str) -> Schema:
+    return Schema(type=OpenAPIType.STRING, description=description, enum=list(choices) or None)
 
 
 FILE = Schema(type=OpenAPIType.STRING, format="binary", description="The image (JPEG, PNG or GIF)")  # type: ignore[arg-type]

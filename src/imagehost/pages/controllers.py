@@ -4,8 +4,10 @@ from urllib.parse import urlsplit
 
 from litestar import Request, Response, get
 from litestar.datastructures import Cookie
+from litestar.openapi import ResponseSpec
 from litestar.response import Redirect, Template
 
+from imagehost.api.openapi import HealthAnswer
 from imagehost.images.service import ImageService
 from imagehost.settings import SUPPORTED_LANGUAGES
 from imagehost.web.i18n import LANGUAGE_COOKIE
@@ -13,18 +15,24 @@ from imagehost.web.i18n import LANGUAGE_COOKIE
 ONE_YEAR = 365 * 24 * 3600
 
 
-@get("/")
+@get("/", include_in_schema=False)  # the home page: HTML only
 async def home() -> Template:
     # The limit comes from the template globals, formatted ("5 MB") like every other page's.
     return Template("pages/home.html")
 
 
-@get("/health")
+@get("/health", responses={200: ResponseSpec(HealthAnswer, description="The process runs")})
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/ready")
+@get(
+    "/ready",
+    responses={
+        200: ResponseSpec(HealthAnswer, description="The database answers and the images folder is writable"),
+        503: ResponseSpec(HealthAnswer, description="Not ready; `reason` says why"),
+    },
+)
 async def ready(images: ImageService) -> Response:
     problem = await images.readiness_problem()
     if problem:
@@ -32,7 +40,7 @@ async def ready(images: ImageService) -> Response:
     return Response({"status": "ready"})
 
 
-@get("/language/{code:str}")
+@get("/language/{code:str}", include_in_schema=False)  # a browser route: a redirect, no JSON
 async def choose_language(request: Request, code: str, next: str | None = None) -> Response:
     """Remember the language in a cookie and go back where the switch was clicked.
 
