@@ -52,7 +52,10 @@ def database_url() -> str:
 
 @pytest.fixture
 def clean_database(database_url: str) -> str:
-    run_sql(database_url, "TRUNCATE images, api_tokens, people, operations_state RESTART IDENTITY")
+    run_sql(
+        database_url,
+        "TRUNCATE images, api_tokens, people, operations_state, albums, articles, album_images RESTART IDENTITY",
+    )
     return database_url
 
 

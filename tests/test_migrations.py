@@ -67,3 +67,18 @@ def test_every_migration_can_be_reversed_and_replayed(database_url):
     assert not run_sql(fresh, "SELECT 1 FROM pg_tables WHERE tablename IN ('images', 'image_totals')")
     piccolo(fresh, "forwards", "all")
     assert run_sql(fresh, "SELECT total FROM image_totals")[0][0] == 0
+
+
+def test_the_albums_migration_can_be_reversed_and_replayed(database_url):
+    run_sql(database_url, "DROP DATABASE IF EXISTS images_migration_test")
+    run_sql(database_url, "CREATE DATABASE images_migration_test")
+    fresh = database_url.replace("/images_test?", "/images_migration_test?")
+    piccolo(fresh, "forwards", "all")
+    albums = ("albums", "articles", "album_images")
+    assert len(run_sql(fresh, "SELECT 1 FROM pg_tables WHERE tablename = ANY($1::text[])", list(albums))) == 3
+    piccolo(fresh, "backwards", "albums", "--migration_id=all", "--auto_agree")
+    assert not run_sql(fresh, "SELECT 1 FROM pg_tables WHERE tablename = ANY($1::text[])", list(albums))
+    assert run_sql(fresh, "SELECT 1 FROM pg_tables WHERE tablename = 'images'")  # the images stay
+    piccolo(fresh, "forwards", "all")
+    indexes = {row[0] for row in run_sql(fresh, "SELECT indexname FROM pg_indexes WHERE tablename = 'album_images'")}
+    assert {"album_images_album_newest", "album_images_article_position", "album_images_article_source"} <= indexes

@@ -9,8 +9,7 @@ end (no trailing newline).
 Rows that already break it do not stop the migration, and the app's start: the constraint is then
 added NOT VALID (it holds for every new and changed row at once), the rows are named on stderr,
 and `just check` reports them ("row with an invalid stored name"); `just check --repair
---missing-rows=remove` removes them, and `ALTER TABLE images VALIDATE CONSTRAINT
-images_stored_name_pattern` then makes it whole.
+--missing-rows=remove` removes them and then validates the constraint.
 """
 
 import sys

@@ -25,6 +25,8 @@ from imagehost.accounts.identity import principal_of_request
 from imagehost.accounts.oidc import OIDCClient
 from imagehost.accounts.personal_tokens import PersonalTokens
 from imagehost.accounts.session import move_old_session_cookie, session_cookie_name
+from imagehost.albums.controllers import AlbumController, ArchiveUploadController
+from imagehost.albums.service import AlbumService
 from imagehost.api.controllers import ConversionController, read_logs
 from imagehost.api.tokens import require_api_token
 from imagehost.database import Database
@@ -89,12 +91,28 @@ def rate_limit(name: str, per_minute: int) -> list[Any]:
 
 def create_app(settings: Settings) -> Litestar:
     """Image work runs in WORKER_PROCESSES isolated processes started with the app (threads when 0)."""
+def body_deadlines(seconds: float, longer: dict[str, float]) -> Any:
+    """body_deadline, with a longer one on some paths (ZIP archives: ZIP_READ_TIMEOUT_SECONDS)."""
+
+    def middleware(app: Any) -> Any:
+        usual = body_deadline(seconds)(app)
+        chosen = {path: body_deadline(limit)(app) for path, limit in longer.items()}
+
+        async def bounded(scope: Any, receive: Any, send: Any) -> None:
+            await chosen.get(scope.get("path", ""), usual)(scope, receive, send)
+
+        return bounded
+
+    return middleware
+
+
     configure_logging(settings.log_dir, settings.log_max_bytes, settings.log_backups)
     log = action_log()
     store = ImageStore(settings.images_dir)
     service = ImageService(settings, store)
     translator = Translator(load_translations(), settings.default_language)
     # Starts without PostgreSQL if it must (pages then answer 503), and settles what a crash left
+    albums = AlbumService(service)
     # half-done in the image store each time it connects.
     database = Database(settings.database_url, on_connect=service.finish_interrupted)
 
@@ -154,10 +172,21 @@ def create_app(settings: Settings) -> Litestar:
             logout,
             ProfileController,
             Router(
-                path="/", route_handlers=[UploadController], middleware=rate_limit("upload", settings.upload_rate_limit)
+                path="/",
+                route_handlers=[
+                    UploadController,
+                    # ZIP archives: their own body limit (ZIP_MAX_BYTES); one archive counts as one upload.
+                    Router(
+                        path="/",
+                        route_handlers=[ArchiveUploadController],
+                        request_max_body_size=settings.zip_max_request_bytes,
+                    ),
+                ],
+                middleware=rate_limit("upload", settings.upload_rate_limit),
             ),
             CatalogueController,
             DeleteController,
+            AlbumController,
             # The conversion API and the log: token only, and a larger body limit on this route alone.
             Router(
                 path="/",
@@ -168,12 +197,15 @@ def create_app(settings: Settings) -> Litestar:
             *OPS_ROUTES,
             create_static_files_router(path="/static", directories=[STATIC_DIR], send_as_attachment=False),
         ],
-        dependencies={"images": Provide(lambda: service, sync_to_thread=False)},
+        dependencies={
+            "images": Provide(lambda: service, sync_to_thread=False),
+            "albums": Provide(lambda: albums, sync_to_thread=False),
+        },
         template_config=TemplateConfig(engine=template_engine(translator, settings)),
         middleware=[
             *move_old_session_cookie(settings),
             session.middleware,
-            body_deadline(settings.upload_read_timeout_seconds),
+            body_deadlines(settings.upload_read_timeout_seconds, {"/api/upload": settings.zip_read_timeout_seconds}),
         ],
         before_request=before_request,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -13,11 +13,12 @@ import anyio.to_thread
 from piccolo.engine.postgres import PostgresEngine
 
 from imagehost.accounts.piccolo_app import APP_CONFIG as ACCOUNTS_APP
+from imagehost.albums.piccolo_app import APP_CONFIG as ALBUMS_APP
 from imagehost.images.piccolo_app import APP_CONFIG as IMAGES_APP
 from imagehost.logging import action_log
 from imagehost.ops.piccolo_app import APP_CONFIG as OPS_APP
 
-TABLES = [*IMAGES_APP.table_classes, *ACCOUNTS_APP.table_classes, *OPS_APP.table_classes]
+TABLES = [*IMAGES_APP.table_classes, *ACCOUNTS_APP.table_classes, *ALBUMS_APP.table_classes, *OPS_APP.table_classes]
 # A server that does not answer a connection attempt within this is down (asyncpg's own default: 60 s).
 CONNECT_TIMEOUT_SECONDS = 5.0
 # How often the watcher asks the server "SELECT 1": while it answers, and while it does not.

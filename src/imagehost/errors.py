@@ -196,3 +196,108 @@ class TokenSuspended(ImageHostError):
 class PersonNotFound(ImageHostError):
     template = N_("There is no person {id} who has signed in here.")
     log_template = "person {id} not found."
+
+
+# --- Albums, articles and ZIP archives (albums/) ---------------------------------------------------
+
+
+class InvalidName(ImageHostError):
+    template = N_(
+        "The name “{name}” cannot be used for an album or article: names are 1 to 200 characters long,"
+        " without / or control characters, and not . or .."
+    )
+    log_template = "album or article name refused: {name!r}."
+
+
+class AlbumNotFound(ImageHostError):
+    template = N_("There is no album {name}.")
+    log_template = "album {name} not found."
+
+
+class ArticleNotFound(ImageHostError):
+    template = N_("There is no article {article} in the album {album}.")
+    log_template = "article {article} of album {album} not found."
+
+
+class AlbumExists(ImageHostError):
+    template = N_(
+        "There is already an album {name}. Without signing in you may only create new albums: choose another name."
+    )
+    log_template = "anonymous upload into existing album {name} refused."
+
+
+class AlbumForbidden(ImageHostError):
+    template = N_("Only an administrator or the creator of the album {name} may replace or delete its images.")
+    log_template = "{action} of album {name} by {who} refused: not an admin or its creator."
+
+
+class NoArchiveGiven(ImageHostError):
+    template = N_("No archive was sent: send a ZIP file in the field zipfile.")
+    log_template = "archive upload refused: no file sent."
+
+
+class ArchiveUnreadable(ImageHostError):
+    template = N_("The file {filename} is not a ZIP archive, or its table of contents is damaged.")
+    log_template = "archive {filename} refused: not a ZIP or a damaged directory ({reason})."
+
+
+class ArchiveEmpty(ImageHostError):
+    template = N_("The archive {filename} has no files in it.")
+    log_template = "archive {filename} refused: no entries."
+
+
+class ArchiveTooManyEntries(ImageHostError):
+    template = N_("The archive {filename} has too many entries: {count}, the limit is {limit}.")
+    log_template = "archive {filename} refused: {count} entries, limit {limit}."
+
+
+class ArchiveTooLarge(ImageHostError):
+    template = N_("The archive {filename} unpacks to {size}: the limit is {limit}.")
+    log_template = "archive {filename} refused: unpacks to {size}, limit {limit}."
+
+
+class ArchiveOverlapping(ImageHostError):
+    template = N_("The archive {filename} is malformed: its entries overlap (a zip bomb). Nothing was stored.")
+    log_template = "archive {filename} refused: overlapping entries ({reason})."
+
+
+class EntryRefused(ImageHostError):
+    """One entry of an archive that is not unpacked; the other entries go on."""
+
+    template = N_("The entry {entry} cannot be read.")
+    log_template = "entry {entry} refused."
+
+
+class EntryEncrypted(EntryRefused):
+    template = N_("The entry {entry} is encrypted: encrypted files are not unpacked.")
+    log_template = "entry {entry} refused: encrypted."
+
+
+class EntryIsLink(EntryRefused):
+    template = N_("The entry {entry} is a symbolic link, not a file.")
+    log_template = "entry {entry} refused: symbolic link."
+
+
+class EntryIsArchive(EntryRefused):
+    template = N_("The entry {entry} is an archive inside the archive: nested archives are not unpacked.")
+    log_template = "entry {entry} refused: nested archive."
+
+
+class EntryDamaged(EntryRefused):
+    template = N_("The entry {entry} is damaged and cannot be unpacked.")
+    log_template = "entry {entry} refused: damaged ({reason})."
+
+
+class EntryTooCompressed(EntryRefused):
+    template = N_("The entry {entry} is compressed more than {ratio} to 1: it is refused as a possible zip bomb.")
+    log_template = "entry {entry} refused: compression ratio over {ratio}."
+
+
+class EntryTooDeep(EntryRefused):
+    template = N_("The entry {entry} is more than {depth} folders deep.")
+    log_template = "entry {entry} refused: deeper than {depth} folders."
+
+
+class EntryNameTooLong(EntryRefused):
+    template = N_("A name in the entry {entry} is longer than {limit} characters.")
+    log_template = "entry {entry} refused: a name longer than {limit} characters."

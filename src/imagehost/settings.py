@@ -122,11 +122,22 @@ class Settings:
     # Signs each backup's manifest (HMAC-SHA256); a restore then asks --trust for any other backup.
     backup_signing_key: str = field(default="", repr=False)
     scrub_interval_seconds: int = 7 * 86400
+    # ZIP archives (POST /api/upload): the body limit and deadline of that route, and what one archive may hold.
+    zip_max_bytes: int = 500 * 1024 * 1024
+    zip_read_timeout_seconds: float = 600.0
+    zip_max_entries: int = 2000
+    zip_max_uncompressed_bytes: int = 4 * 1024 * 1024 * 1024
+    zip_max_ratio: int = 100
+    zip_max_depth: int = 8
 
     @property
     def max_request_bytes(self) -> int:
         """Largest request body accepted anywhere (Litestar and nginx): one file plus its envelope."""
         return self.max_upload_bytes + MULTIPART_SLACK_BYTES
+
+    @property
+    def zip_max_request_bytes(self) -> int:
+        return self.zip_max_bytes + MULTIPART_SLACK_BYTES
 
     @property
     def oidc_enabled(self) -> bool:
@@ -245,6 +256,14 @@ class Settings:
             values["backup_signing_key"] = env["BACKUP_SIGNING_KEY"]
         if "SCRUB_INTERVAL" in env:
             values["scrub_interval_seconds"] = _duration(env["SCRUB_INTERVAL"], "SCRUB_INTERVAL")
+        for name in ("ZIP_MAX_BYTES", "ZIP_MAX_ENTRIES", "ZIP_MAX_UNCOMPRESSED_BYTES", "ZIP_MAX_RATIO"):
+            if name in env:
+                values[name.lower()] = _int(env[name], name)
+        if "ZIP_MAX_DEPTH" in env:
+            values["zip_max_depth"] = _int(env["ZIP_MAX_DEPTH"], "ZIP_MAX_DEPTH")
+        if "ZIP_READ_TIMEOUT_SECONDS" in env:
+            seconds = _int(env["ZIP_READ_TIMEOUT_SECONDS"], "ZIP_READ_TIMEOUT_SECONDS")
+            values["zip_read_timeout_seconds"] = float(seconds)
         for name in ("LOGIN_RATE_LIMIT", "UPLOAD_RATE_LIMIT"):
             if name in env:
                 values[name.lower()] = _int(env[name], name, 0)

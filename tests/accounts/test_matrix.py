@@ -5,6 +5,9 @@ The list of routes comes from the app itself: a new route without an entry here 
 
 from __future__ import annotations
 
+import io
+import itertools
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -48,6 +51,34 @@ def everyone(status: int, **others: int) -> dict[str, int]:
 
 BROWSE = everyone(200, anonymous=401, revoked=401)
 PUBLIC = everyone(200, revoked=401)  # a wrong token is refused wherever it is shown
+ALBUM_NUMBERS = itertools.count(1)
+
+
+def album_zip(name: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(f"{name}/SKU1/a.png", png_bytes())
+    return buffer.getvalue()
+
+
+def new_album() -> str:
+    return f"matrix-album-{next(ALBUM_NUMBERS)}"
+
+
+def owned_album(w: World) -> str:
+    """A new album of someone else's (the owner's), with one article SKU1."""
+    name = new_album()
+    client = w.client
+    saved = list(client.cookies.jar)  # type: ignore[attr-defined]
+    w.as_actor("owner")  # type: ignore[attr-defined]
+    files = {"zipfile": (f"{name}.zip", album_zip(name))}
+    response = client.post("/api/upload", files=files, headers=JSON)  # type: ignore[attr-defined]
+    assert response.status_code == 201, response.text
+    client.cookies.clear()  # type: ignore[attr-defined]
+    for cookie in saved:
+        client.cookies.jar.set_cookie(cookie)  # type: ignore[attr-defined]
+    return name
+
 
 CASES = [
     Case("GET", "/", lambda w: "/", PUBLIC),
@@ -142,6 +173,44 @@ CASES = [
     Case("GET", "/ops/check", lambda w: "/ops/check", everyone(403, anonymous=401, admin=200, revoked=401)),
     Case("POST", "/ops/check", lambda w: "/ops/check", everyone(403, anonymous=401, admin=200, revoked=401)),
     Case("GET", "/_auth/images", lambda w: "/_auth/images", everyone(204, revoked=401)),  # PRIVATE_IMAGES off
+    # Albums (PicHosting's API): users upload into new albums; only admins and the creator delete.
+    Case(
+        "POST",
+        "/api/upload",
+        lambda w: "/api/upload",
+        everyone(201, anonymous=401, viewer=403, revoked=401),
+        files=lambda: {"zipfile": ("m.zip", album_zip(new_album()))},
+    ),
+    Case("GET", "/api/albums", lambda w: "/api/albums", BROWSE),
+    Case("GET", "/api/articles/{album:str}", lambda w: f"/api/articles/{owned_album(w)}", BROWSE),
+    Case("GET", "/api/files/{album:str}", lambda w: f"/api/files/{owned_album(w)}", BROWSE),
+    Case("GET", "/api/files/{album:str}/{article:str}", lambda w: f"/api/files/{owned_album(w)}/SKU1", BROWSE),
+    Case("GET", "/api/thumbnails/{album:str}", lambda w: f"/api/thumbnails/{owned_album(w)}", BROWSE),
+    Case(
+        "GET",
+        "/api/thumbnails/{album:str}/{article:str}",
+        lambda w: f"/api/thumbnails/{owned_album(w)}/SKU1",
+        BROWSE,
+    ),
+    Case("GET", "/api/count/album/{album:str}", lambda w: f"/api/count/album/{owned_album(w)}", BROWSE),
+    Case(
+        "GET",
+        "/api/count/article/{album:str}/{article:str}",
+        lambda w: f"/api/count/article/{owned_album(w)}/SKU1",
+        BROWSE,
+    ),
+    Case(
+        "DELETE",
+        "/api/delete-album/{album:str}",
+        lambda w: f"/api/delete-album/{owned_album(w)}",
+        everyone(403, anonymous=401, admin=200, revoked=401),
+    ),
+    Case(
+        "DELETE",
+        "/api/delete-article/{album:str}/{article:str}",
+        lambda w: f"/api/delete-article/{owned_album(w)}/SKU1",
+        everyone(403, anonymous=401, admin=200, revoked=401),
+    ),
     Case("GET", "/static/{file_path:path}", lambda w: "/static/site.css", PUBLIC),
     Case("HEAD", "/static/{file_path:path}", lambda w: "/static/site.css", PUBLIC),
     # Last: signing out ends every session of the person, so their cookies walk no further.

@@ -24,6 +24,7 @@ import pytest
 from imagehost.errors import ImageNotFound, StoredNameRefused
 from imagehost.images.storage import STORED_NAME, ImageStore, is_stored_name
 from imagehost.ops.consistency import run_check
+from imagehost.settings import Settings
 from tests.conftest import PROJECT_ROOT, png_bytes, run_sql, upload
 from tests.ops.test_backup import cli, state, the_backup
 
@@ -116,7 +117,7 @@ def test_the_database_refuses_rows_that_name_no_stored_file(clean_database):
     assert migration.PATTERN.replace("{{", "{").replace("}}", "}") == f"^{STORED_NAME.pattern}$"
 
 
-def test_rows_that_break_the_pattern_before_the_migration_do_not_stop_it(database_url):
+def test_rows_that_break_the_pattern_before_the_migration_do_not_stop_it(database_url, tmp_path):
     """Chosen: the constraint is added NOT VALID, the rows are named on stderr, `just check` reports them."""
     run_sql(database_url, "DROP DATABASE IF EXISTS stored_names_migration_test")
     run_sql(database_url, "CREATE DATABASE stored_names_migration_test")
@@ -148,6 +149,16 @@ def test_rows_that_break_the_pattern_before_the_migration_do_not_stop_it(databas
             "INSERT INTO images (stored_name, original_name, size_bytes, file_format, sha256, delete_key_hash)"
             " VALUES ('../x', 'z', 1, 'PNG', '', '')",
         )
+    # The check names the row; a repair that removes it makes the constraint whole.
+    settings = Settings(database_url=fresh, images_dir=tmp_path / "images", log_dir=tmp_path / "logs")
+    (settings.images_dir / a_name()).parent.mkdir(parents=True)
+    (settings.images_dir / a_name()).write_bytes(b"x")
+    assert asyncio.run(run_check(settings)).counts.get("bad_name") == 1
+    assert [f.kind for f in asyncio.run(run_check(settings, "remove")).findings if f.action == "removed"] == [
+        "bad_name"
+    ]
+    validated = run_sql(fresh, "SELECT convalidated FROM pg_constraint WHERE conname = $1", CONSTRAINT)
+    assert [row[0] for row in validated] == [True]
 
 
 # --- HTTP: the download and the conversion API ------------------------------------------------

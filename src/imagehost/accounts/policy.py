@@ -42,6 +42,17 @@ class Policy:
             return True
         return uploader == principal.sub
 
+    def may_add_to_album(self, principal: Principal) -> bool:
+        """Users add to any existing album (a shop's team shares its catalogue); anonymous uploaders
+        (ANONYMOUS_UPLOAD) only ever create new ones."""
+        return principal.role >= Role.USER
+
+    def may_manage_album(self, principal: Principal, creator: str | None) -> bool:
+        """Replace an album's images or delete the album or its articles: admins and its creator."""
+        if principal.is_admin:
+            return True
+        return principal.role >= Role.USER and creator is not None and creator == principal.sub
+
     def sees_uploaders(self, principal: Principal) -> bool:
         return principal.is_admin
 

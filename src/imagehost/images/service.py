@@ -9,7 +9,7 @@ import hmac
 import math
 import secrets
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,6 +39,8 @@ from imagehost.settings import Settings
 
 MAX_ORIGINAL_NAME = 255
 
+# Runs inside an upload's transaction with the new image's id (albums/service.py links it there).
+Link = Callable[[int], Awaitable[None]]
 
 def human_size(size: int) -> str:
     if size % (1024 * 1024) == 0:
@@ -193,7 +195,11 @@ class ImageService:
         self.intake = asyncio.Semaphore(2 * max(settings.worker_processes, 2))
         self.log = action_log()
 
-    async def upload(self, incoming: IncomingFile | None, principal: Principal = ANONYMOUS) -> UploadResult:
+    async def upload(
+        self, incoming: IncomingFile | None, principal: Principal = ANONYMOUS, link: Link | None = None
+    ) -> UploadResult:
+        """`link` (albums) runs inside the transaction that stores the image, with its id: the image
+        and its place in an album are committed together or not at all."""
         self.policy.require_upload(principal)
         if incoming is None:
             raise NoFileGiven()
@@ -211,7 +217,7 @@ class ImageService:
             settings.strip_metadata,
             settings.thumbnail_sizes,
         )
-        return await self._store(name, processed, principal)
+        return await self._store(name, processed, principal, link)
 
     async def convert(
         self,
@@ -247,7 +253,9 @@ class ImageService:
                 raise ServiceStopping(filename=name) from None
             raise ImageProcessingFailed(filename=name, reason=failure.reason) from None
 
-    async def _store(self, name: str, processed: ProcessedImage, principal: Principal) -> UploadResult:
+    async def _store(
+        self, name: str, processed: ProcessedImage, principal: Principal, link: Link | None = None
+    ) -> UploadResult:
         """The row first (no file is written while the database is down), then the files, then COMMIT.
 
         The files are in place before the row can be seen, and a marker in the staging folder ties
@@ -288,6 +296,8 @@ class ImageService:
             if files is not None and committing:
                 # The COMMIT's answer was lost: the row may or may not be there. The marker stays
                 # for finish_interrupted, which asks the database once it answers again.
+                if link is not None:
+                    await link(row.id)
                 await anyio.to_thread.run_sync(files.leave)
             elif files is not None:
                 await anyio.to_thread.run_sync(files.discard)  # rolled back: no file outlives it

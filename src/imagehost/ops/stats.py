@@ -5,13 +5,14 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import anyio.to_thread
 from litestar import Request, Response, get
 
 from imagehost import __version__
 from imagehost.accounts.identity import principal_of_request
+from imagehost.api.openapi import answers
 from imagehost.images.service import ImageService
 from imagehost.images.tables import Image
 from imagehost.ops import state
@@ -106,7 +107,31 @@ def _as_json(statistics: Statistics) -> dict[str, Any]:
     return {"status": "success", **body}
 
 
-@get("/ops/stats")
+@dataclass
+class OperationAnswer:
+    at: str
+    outcome: str  # ok, warnings, problems, failed
+    detail: str
+
+
+@dataclass
+class StatisticsAnswer:
+    status: Literal["success"]
+    images: int
+    total_bytes: int
+    by_format: list[dict[str, Any]]  # format, count, bytes
+    by_uploader: list[dict[str, Any]]  # name, sub, count, bytes
+    per_day: list[dict[str, Any]]  # day, count: the last 30 days, oldest first
+    disk: dict[str, int]  # total, used, free
+    database_bytes: int
+    database_version: str
+    app_version: str
+    last_backup: str | None
+    last_check: str | None
+    operations: dict[str, OperationAnswer]  # backup, check, restore: the last of each
+
+
+@get("/ops/stats", responses=answers(200, StatisticsAnswer, "The statistics", 401, 403, 503))
 async def statistics_page(request: Request, images: ImageService) -> Response:
     images.policy.require_admin(principal_of_request(request))
     statistics = await collect(images)

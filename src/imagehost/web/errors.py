@@ -48,6 +48,26 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
     errors.SignInUnavailable: 404,
     errors.TokenExpired: 401,
     errors.TokenSuspended: 401,
+    errors.InvalidName: 400,
+    errors.AlbumNotFound: 404,
+    errors.ArticleNotFound: 404,
+    errors.AlbumExists: 409,
+    errors.AlbumForbidden: 403,
+    errors.NoArchiveGiven: 400,
+    errors.ArchiveUnreadable: 400,
+    errors.ArchiveEmpty: 422,
+    errors.ArchiveTooManyEntries: 413,
+    errors.ArchiveTooLarge: 413,
+    errors.ArchiveOverlapping: 422,
+    # Entry-level: reported in an archive's results, never a whole answer.
+    errors.EntryRefused: 422,
+    errors.EntryEncrypted: 422,
+    errors.EntryIsLink: 422,
+    errors.EntryIsArchive: 422,
+    errors.EntryDamaged: 422,
+    errors.EntryTooCompressed: 422,
+    errors.EntryTooDeep: 422,
+    errors.EntryNameTooLong: 422,
     errors.PersonNotFound: 404,
 }
 # Where htmx puts an error fragment: every page has one element with this id.
@@ -133,7 +153,10 @@ def handle_http_error(request: Request, error: HTTPException) -> Response:
     if isinstance(error, NotFoundException):
         return handle_domain_error(request, errors.PageNotFound(path=request.url.path))
     if error.status_code == 413 or "Request Entity Too Large" in str(error.detail):
-        limit = human_size(request.app.state.settings.max_upload_bytes)
+        settings = request.app.state.settings
+        # /api/upload (ZIP archives) has its own, larger limit.
+        largest = settings.zip_max_bytes if request.url.path == "/api/upload" else settings.max_upload_bytes
+        limit = human_size(largest)
         return handle_domain_error(request, errors.RequestTooLarge(limit=limit))
     translator = request.app.state.translator
     translator.use(translator.negotiate(request))

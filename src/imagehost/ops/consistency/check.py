@@ -90,6 +90,8 @@ class ConsistencyCheck:
                         unlogged += 1
             if unlogged:
                 self.log.info(f"... and {unlogged:,} more problems (see the report).", action="Check")
+            if repairing is not None:
+                await repairing.finish()
             report.duration_seconds = time.monotonic() - started
             self.log.info(report.summary(), action="Check")
             await anyio.to_thread.run_sync(save_report, self.settings, report)

@@ -21,6 +21,7 @@ from imagehost.settings import Settings
 
 QUARANTINE = ".quarantine"
 MISSING_ROW_CHOICES = ("mark", "remove")
+STORED_NAME_CONSTRAINT = "images_stored_name_pattern"  # migration images_0009
 
 
 def move_aside(root: Path, relative: Path, quarantine: Path) -> Path | None:
@@ -51,6 +52,7 @@ class Repair:
         self.log = action_log()
         self._quarantine: Path | None = None
         self._store_looks_empty = False
+        self._bad_names_removed = 0
 
     async def prepare(self) -> None:
         """Before the first finding: a store that looks unmounted keeps every row as it is."""
@@ -94,6 +96,24 @@ class Repair:
             return
         await Image.delete().where(Image.id == finding.image_id)
         finding.action = "removed"
+        self._bad_names_removed += 1
+
+    async def finish(self) -> None:
+        """After the last finding: once the rows that broke the stored-name CHECK are gone, it is made
+        whole (migration images_0009 adds it NOT VALID when such rows were there already)."""
+        if not self._bad_names_removed:
+            return
+        pending = await Image.raw(
+            "SELECT 1 FROM pg_constraint WHERE conname = {} AND NOT convalidated", STORED_NAME_CONSTRAINT
+        )
+        if not pending:
+            return
+        try:
+            await Image.raw(f"ALTER TABLE images VALIDATE CONSTRAINT {STORED_NAME_CONSTRAINT}")
+        except Exception as error:  # rows left that break it (a mark repair kept some): said, not fatal
+            self.log.warning(f"{STORED_NAME_CONSTRAINT} not validated: {type(error).__name__}: {error}", action="Check")
+        else:
+            self.log.info(f"{STORED_NAME_CONSTRAINT} validated: every row holds a stored name.", action="Check")
 
     def _quarantine_folder(self) -> Path:
         if self._quarantine is None:

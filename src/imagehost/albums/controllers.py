@@ -1,0 +1,301 @@
+"""HTTP for albums: PicHosting's JSON API (its routes and field names) and the ZIP upload. Thin:
+parse the request, call AlbumService, shape the JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import UploadFile
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.openapi.spec.media_type import OpenAPIMediaType
+
+from imagehost.accounts.identity import principal_of_request
+from imagehost.albums.service import AlbumFile, AlbumService, ArchiveReport, EntryResult, Note
+from imagehost.api.openapi import DeleteAnswer, ErrorAnswer, answers
+from imagehost.errors import N_, ImageHostError
+from imagehost.images.links import Links
+from imagehost.images.service import ImageService
+
+FILES_UPLOADED = N_("Files uploaded successfully")
+NOTHING_NEW = N_("Nothing new was stored: every file was already there or skipped.")
+ALL_REFUSED = N_("Nothing was stored: every file in the archive was refused.")
+ALBUM_DELETED = N_("The album {name} was deleted with its {count} images.")
+ARTICLE_DELETED = N_("The article {article} of the album {album} was deleted with its {count} images.")
+
+
+# --- The shapes, for the OpenAPI description -------------------------------------------------------
+
+
+@dataclass
+class EntryAnswer:
+    entry: str
+    status: Literal["stored", "refused", "skipped"]
+    album_name: str
+    article_number: str | None
+    id: int | None
+    filename: str | None
+    url: str | None
+    delete_url: str | None
+    error: str | None
+
+
+@dataclass
+class ArchiveAnswer:
+    status: Literal["success", "error"]
+    message: str
+    album_name: str
+    stored: int
+    refused: int
+    skipped: int
+    results: list[EntryAnswer]
+
+
+@dataclass
+class AlbumFileAnswer:
+    id: int
+    filename: str
+    original_name: str
+    album_name: str
+    article_number: str
+    public_link: str
+    created_at: str
+
+
+@dataclass
+class AlbumThumbnailAnswer(AlbumFileAnswer):
+    thumbnail_url: str = ""
+    preview_url: str = ""
+    file_size: int = 0
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass
+class CountAnswer:
+    count: int
+
+
+def _with_conflict(described: dict[int, ResponseSpec]) -> dict[int, ResponseSpec]:
+    return {
+        **described,
+        409: ResponseSpec(
+            data_container=ErrorAnswer, description="The album exists and an anonymous upload may not add to it"
+        ),
+    }
+
+
+_ARCHIVE_FORM = RequestBody(
+    required=True,
+    content={
+        "multipart/form-data": OpenAPIMediaType(
+            schema=Schema(
+                type=OpenAPIType.OBJECT,
+                properties={
+                    "zipfile": Schema(type=OpenAPIType.STRING, format="binary", description="The ZIP (or as `file`)"),  # type: ignore[arg-type]
+                    "file": Schema(type=OpenAPIType.STRING, format="binary", description="The ZIP (or as `zipfile`)"),  # type: ignore[arg-type]
+                    "album_name": Schema(type=OpenAPIType.STRING, description="The album, instead of the folder rule"),
+                    "mode": Schema(type=OpenAPIType.STRING, enum=["merge", "replace"], description="Default merge"),
+                },
+            )
+        )
+    },
+)
+
+
+@dataclass
+class ArchiveUploadOperation(Operation):
+    def __post_init__(self) -> None:
+        self.request_body = _ARCHIVE_FORM
+
+
+# --- Helpers ---------------------------------------------------------------------------------------
+
+
+def say(request: Request, template: str, **params: Any) -> str:
+    """A sentence in the request's language."""
+    translator = request.app.state.translator
+    translator.use(translator.negotiate(request))
+    return translator.gettext(template).format(**params)
+
+
+def reason_text(request: Request, reason: ImageHostError | Note | None) -> str | None:
+    if reason is None:
+        return None
+    return say(request, reason.template, **reason.params)
+
+
+def entry_json(request: Request, result: EntryResult, links: Links) -> dict[str, Any]:
+    image = result.image
+    return {
+        "entry": result.entry,
+        "status": result.status,
+        "album_name": result.album_name,
+        "article_number": result.article_number,
+        "id": image.id if image else None,
+        "filename": image.stored_name if image else None,
+        "url": links.image(image) if image else None,
+        "delete_url": links.delete(image, result.delete_key) if image and result.delete_key else None,
+        "error": reason_text(request, result.reason) if result.status != "stored" else None,
+    }
+
+
+def report_response(request: Request, report: ArchiveReport, links: Links) -> Response:
+    if report.stored:
+        status_code, status, message = 201, "success", FILES_UPLOADED
+    elif report.skipped:
+        status_code, status, message = 200, "success", NOTHING_NEW
+    else:
+        status_code, status, message = 422, "error", ALL_REFUSED
+    return Response(
+        {
+            "status": status,
+            "message": say(request, message),
+            "album_name": report.album_name,
+            "stored": report.stored,
+            "refused": report.refused,
+            "skipped": report.skipped,
+            "results": [entry_json(request, result, links) for result in report.results],
+        },
+        status_code=status_code,
+    )
+
+
+def file_json(found: AlbumFile, links: Links) -> dict[str, Any]:
+    image = found.image
+    return {
+        "id": image.id,
+        "filename": image.stored_name,
+        "original_name": image.original_name,
+        "album_name": found.album_name,
+        "article_number": found.article_number,
+        "public_link": links.image(image),
+        "created_at": image.uploaded_at.isoformat(),
+    }
+
+
+def thumbnail_json(found: AlbumFile, links: Links) -> dict[str, Any]:
+    image = found.image
+    return {
+        **file_json(found, links),
+        "thumbnail_url": links.thumbnail(image, 160),
+        "preview_url": links.preview(image, 480),
+        "file_size": image.size_bytes,
+        "width": image.width,
+        "height": image.height,
+    }
+
+
+# --- Routes ----------------------------------------------------------------------------------------
+
+ARCHIVE_ERRORS = (400, 401, 403, 408, 413, 422, 429, 503, 507)
+
+
+class ArchiveUploadController(Controller):
+    """POST /api/upload: its own body limit (ZIP_MAX_BYTES) and deadline, set where it is registered."""
+
+    @post(
+        "/api/upload",
+        status_code=201,
+        operation_class=ArchiveUploadOperation,
+        responses=_with_conflict(
+            {
+                **answers(201, ArchiveAnswer, "At least one entry stored", *ARCHIVE_ERRORS),
+                200: ResponseSpec(data_container=ArchiveAnswer, description="Nothing new: duplicates or skipped"),
+            }
+        ),
+    )
+    async def upload_archive(self, request: Request, albums: AlbumService, images: ImageService) -> Response:
+        """A ZIP of folders: album, then article folders (or `SKU_1.jpg` names), images inside.
+        Answers when every entry is done (201, 200, or 422 when every entry was refused)."""
+        form = await request.form()
+        field = form.get("zipfile")
+        if not isinstance(field, UploadFile):
+            field = form.get("file")
+        album_name = form.get("album_name")
+        mode = form.get("mode")
+        try:
+            report = await albums.upload_archive(
+                field.file if isinstance(field, UploadFile) else None,
+                field.filename if isinstance(field, UploadFile) else "",
+                principal_of_request(request),
+                album_name=album_name if isinstance(album_name, str) and album_name.strip() else None,
+                mode=mode if isinstance(mode, str) else None,
+            )
+        finally:
+            if isinstance(field, UploadFile):
+                await field.close()
+        return report_response(request, report, Links(request, images))
+
+
+class AlbumController(Controller):
+    """PicHosting's read and delete API, with its paths and field names."""
+
+    path = "/api"
+
+    @get("/albums", responses=answers(200, list[str], "Album names, sorted", 401, 403, 503))
+    async def albums(self, request: Request, albums: AlbumService) -> list[str]:
+        return await albums.album_names(principal_of_request(request))
+
+    @get(
+        "/articles/{album:str}",
+        responses=answers(200, list[str], "The album's article codes, natural order", 400, 401, 403, 404, 503),
+    )
+    async def articles(self, request: Request, albums: AlbumService, album: str) -> list[str]:
+        return await albums.article_codes(album, principal_of_request(request))
+
+    @get(
+        ["/files/{album:str}", "/files/{album:str}/{article:str}"],
+        responses=answers(200, list[AlbumFileAnswer], "Images, newest first", 400, 401, 403, 404, 503),
+    )
+    async def files(
+        self, request: Request, albums: AlbumService, images: ImageService, album: str, article: str | None = None
+    ) -> Response:
+        found = await albums.files(album, article, principal_of_request(request))
+        links = Links(request, images)
+        return Response([file_json(item, links) for item in found])
+
+    @get(
+        ["/thumbnails/{album:str}", "/thumbnails/{album:str}/{article:str}"],
+        responses=answers(200, list[AlbumThumbnailAnswer], "Images with thumbnails", 400, 401, 403, 404, 503),
+    )
+    async def thumbnails(
+        self, request: Request, albums: AlbumService, images: ImageService, album: str, article: str | None = None
+    ) -> Response:
+        found = await albums.files(album, article, principal_of_request(request))
+        links = Links(request, images)
+        return Response([thumbnail_json(item, links) for item in found])
+
+    @get("/count/album/{album:str}", responses=answers(200, CountAnswer, "Images", 400, 401, 403, 404, 503))
+    async def count_album(self, request: Request, albums: AlbumService, album: str) -> dict[str, int]:
+        return {"count": await albums.count_album(album, principal_of_request(request))}
+
+    @get(
+        "/count/article/{album:str}/{article:str}",
+        responses=answers(200, CountAnswer, "Images", 400, 401, 403, 404, 503),
+    )
+    async def count_article(self, request: Request, albums: AlbumService, album: str, article: str) -> dict[str, int]:
+        return {"count": await albums.count_article(album, article, principal_of_request(request))}
+
+    @delete(
+        "/delete-album/{album:str}",
+        status_code=200,
+        responses=answers(200, DeleteAnswer, "Deleted with its images", 400, 401, 403, 404, 503),
+    )
+    async def delete_album(self, request: Request, albums: AlbumService, album: str) -> Response:
+        """Admins and the album's creator; every image goes through the crash-safe delete."""
+        count = await albums.delete_album(album, principal_of_request(request))
+        return Response({"status": "success", "message": say(request, ALBUM_DELETED, name=album, count=count)})
+
+    @delete(
+        "/delete-article/{album:str}/{article:str}",
+        status_code=200,
+        responses=answers(200, DeleteAnswer, "Deleted with its images", 400, 401, 403, 404, 503),
+    )
+    async def delete_article(self, request: Request, albums: AlbumService, album: str, article: str) -> Response:
+        count = await albums.delete_article(album, article, principal_of_request(request))
+        message = say(request, ARTICLE_DELETED, article=article, album=album, count=count)
+        return Response({"status": "success", "message": message})

@@ -1,0 +1,399 @@
+"""Albums and articles: ZIP batch uploads through the image pipeline, listings, counts, deletes.
+
+Knows nothing of HTTP. Every image goes through ImageService.upload (the same checks, workers,
+storage, crash safety and log as a single upload); its link to the album and article is written in
+that upload's own transaction, so a crash leaves only whole images, each with its row and its place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Literal
+
+import anyio.to_thread
+
+from imagehost.accounts.principal import Principal
+from imagehost.albums.archive import Archive, ArchiveLimits, open_archive
+from imagehost.albums.mapping import map_files
+from imagehost.albums.names import catalogue_name, natural_key
+from imagehost.albums.tables import Album, AlbumImage, Article
+from imagehost.errors import (
+    N_,
+    AlbumExists,
+    AlbumForbidden,
+    AlbumNotFound,
+    ArticleNotFound,
+    ImageHostError,
+    InvalidParameter,
+    NoArchiveGiven,
+)
+from imagehost.images.service import DeleteCredentials, ImageService, IncomingFile, StoredImage
+from imagehost.logging import action_log
+
+MODES = ("merge", "replace")
+SYSTEM_FILE = N_("A system file or folder: skipped.")
+DUPLICATE = N_("The same file is already in the article {article}: image {id}.")
+DUPLICATE_IN_ARCHIVE = N_("The same file is already in this archive: {entry}.")
+
+
+@dataclass(frozen=True)
+class Note:
+    """Why an entry was skipped (not an error): a translatable sentence and its values."""
+
+    template: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EntryResult:
+    entry: str
+    status: Literal["stored", "refused", "skipped"]
+    album_name: str
+    article_number: str | None = None
+    image: StoredImage | None = None
+    delete_key: str | None = None
+    reason: ImageHostError | Note | None = None
+
+
+@dataclass
+class ArchiveReport:
+    album_name: str
+    archive_name: str
+    results: list[EntryResult]
+    removed: int = 0  # earlier images `replace` removed
+
+    def count(self, status: str) -> int:
+        return sum(1 for result in self.results if result.status == status)
+
+    @property
+    def stored(self) -> int:
+        return self.count("stored")
+
+    @property
+    def refused(self) -> int:
+        return self.count("refused")
+
+    @property
+    def skipped(self) -> int:
+        return self.count("skipped")
+
+
+@dataclass(frozen=True)
+class AlbumFile:
+    """An image as PicHosting's API lists it: with its album and article."""
+
+    image: StoredImage
+    album_name: str
+    article_number: str
+
+
+@dataclass(frozen=True)
+class FoundAlbum:
+    id: int
+    name: str
+    created_by_sub: str | None
+
+
+# The images columns StoredImage.from_row reads, for the queries that join album_images to images.
+_SELECT_FILES = (
+    "SELECT i.id, i.stored_name, i.original_name, i.size_bytes, i.file_format, i.sha256, i.uploaded_at,"
+    " i.width, i.height, i.source_format, i.quality, i.uploader_sub, i.uploader_name, a.code"
+    " FROM album_images ai JOIN images i ON i.id = ai.image JOIN articles a ON a.id = ai.article"
+)
+_SAME_FILE_IN_ARTICLE = (
+    _SELECT_FILES + " WHERE a.album = {} AND a.code = {} AND (ai.source_sha256 = {} OR i.sha256 = {}) LIMIT 1"
+)
+_ALBUM_FILES = _SELECT_FILES + " WHERE ai.album = {} ORDER BY ai.image DESC"
+_ARTICLE_FILES = _SELECT_FILES + " WHERE ai.article = {} ORDER BY ai.image DESC"
+
+
+class AlbumService:
+    def __init__(self, images: ImageService) -> None:
+        self.images = images
+        self.settings = images.settings
+        self.policy = images.policy
+        self.log = action_log()
+
+    # --- ZIP batch upload --------------------------------------------------------------------------
+
+    async def upload_archive(
+        self,
+        source: BinaryIO | None,
+        archive_name: str,
+        principal: Principal,
+        album_name: str | None = None,
+        mode: str | None = None,
+    ) -> ArchiveReport:
+        """Store every image of the archive into its album and article (albums/mapping.py).
+
+        Archive-level refusals (not a ZIP, a limit, overlapping entries, a bad album name, an
+        existing album for an anonymous uploader) raise before anything is stored; an entry's
+        refusal is its own result and never stops the others. Runs to the end before it answers
+        (no job table yet)."""
+        self.policy.require_upload(principal)
+        mode = (mode or "merge").strip().lower()
+        if mode not in MODES:
+            raise InvalidParameter(field="mode", reason="merge or replace")
+        if source is None:
+            raise NoArchiveGiven()
+        limits = ArchiveLimits.from_settings(self.settings)
+        archive = await anyio.to_thread.run_sync(open_archive, source, archive_name, limits)
+        try:
+            return await self._store_archive(archive, archive_name, principal, album_name, mode)
+        finally:
+            await anyio.to_thread.run_sync(archive.close)
+
+    async def _store_archive(
+        self, archive: Archive, archive_name: str, principal: Principal, album_name: str | None, mode: str
+    ) -> ArchiveReport:
+        files = [entry for entry in archive.entries if entry.verdict == "file"]
+        mapping = map_files([entry.parts for entry in files], archive_name, album_name)
+        album = mapping.album
+        existing = await self.find_album(album)
+        if existing is not None and not self.policy.may_add_to_album(principal):
+            raise AlbumExists(name=album)
+        if (
+            existing is not None
+            and mode == "replace"
+            and not self.policy.may_manage_album(principal, existing.created_by_sub)
+        ):
+            raise AlbumForbidden(name=album, action="replace", who=principal.name or "anonymous")
+        placements = dict(zip(map(id, files), mapping.placements, strict=True))
+        first_position = await self._next_positions(existing)
+        results: list[EntryResult] = []
+        seen: dict[tuple[str, str], EntryResult] = {}
+        # At most this many entries are in memory (read, waiting for a worker, or in one) at once.
+        in_flight = asyncio.Semaphore(max(2, self.settings.worker_processes))
+
+        async def store(result: EntryResult, content: bytes, article: str, position: int, digest: str) -> None:
+            try:
+                async with self.images.intake:
+                    uploaded = await self.images.upload(
+                        IncomingFile(original_name=result.entry.replace("\\", "/").rsplit("/", 1)[-1], content=content),
+                        principal,
+                        link=self._linker(album, principal, article, position, digest),
+                    )
+            except ImageHostError as refusal:
+                result.status, result.reason = "refused", refusal
+            else:
+                result.status, result.image, result.delete_key = "stored", uploaded.image, uploaded.delete_key
+            finally:
+                in_flight.release()
+
+        async with asyncio.TaskGroup() as tasks:
+            for entry in archive.entries:
+                placement = placements.get(id(entry))
+                result = EntryResult(entry=entry.name, status="skipped", album_name=album)
+                results.append(result)
+                if entry.verdict == "skip":
+                    result.reason = Note(SYSTEM_FILE)
+                    continue
+                if entry.verdict == "refuse" or isinstance(placement, ImageHostError):
+                    result.status, result.reason = "refused", entry.refusal or placement  # type: ignore[assignment]
+                    continue
+                assert placement is not None
+                result.article_number = placement.article
+                await in_flight.acquire()
+                try:
+                    content = await anyio.to_thread.run_sync(archive.read, entry)
+                except ImageHostError as refusal:
+                    in_flight.release()
+                    result.status, result.reason = "refused", refusal
+                    continue
+                digest = hashlib.sha256(content).hexdigest()
+                if (earlier := seen.get((placement.article, digest))) is not None:
+                    in_flight.release()
+                    result.reason = Note(DUPLICATE_IN_ARCHIVE, {"entry": earlier.entry})
+                    continue
+                seen[(placement.article, digest)] = result
+                if existing is not None and (same := await self._duplicate_of(existing.id, placement.article, digest)):
+                    in_flight.release()
+                    result.image = same
+                    result.reason = Note(DUPLICATE, {"article": placement.article, "id": same.id})
+                    continue
+                position = first_position.get(placement.article, 0) + placement.position
+                tasks.create_task(store(result, content, placement.article, position, digest))
+
+        report = ArchiveReport(album_name=album, archive_name=archive_name, results=results)
+        if mode == "replace" and existing is not None and (report.stored or any(r.image for r in results)):
+            kept = {result.image.id for result in results if result.image is not None}
+            report.removed = await self._remove_images(existing.id, keep=kept)
+        self._log_report(report, principal, mode)
+        return report
+
+    def _linker(self, album: str, principal: Principal, article: str, position: int, digest: str) -> Any:
+        async def link(image_id: int) -> None:
+            # In the image's own transaction. ON CONFLICT DO NOTHING waits for another entry's
+            # transaction creating the same album or article, then finds its row.
+            await Album.raw(
+                "INSERT INTO albums (name, created_by_sub, created_by_name) VALUES ({}, {}, {})"
+                " ON CONFLICT (name) DO NOTHING",
+                album,
+                principal.sub if principal.signed_in else None,
+                principal.name if principal.signed_in else None,
+            )
+            album_id = (await Album.select(Album.id).where(Album.name == album).first())["id"]
+            await Article.raw(
+                "INSERT INTO articles (album, code) VALUES ({}, {}) ON CONFLICT (album, code) DO NOTHING",
+                album_id,
+                article,
+            )
+            article_id = (
+                await Article.select(Article.id).where(Article.album == album_id, Article.code == article).first()
+            )["id"]
+            await AlbumImage.insert(
+                AlbumImage(image=image_id, album=album_id, article=article_id, position=position, source_sha256=digest)
+            )
+
+        return link
+
+    async def _next_positions(self, album: FoundAlbum | None) -> dict[str, int]:
+        """The last position in each article of the album: a merge appends after it."""
+        if album is None:
+            return {}
+        rows = await AlbumImage.raw(
+            "SELECT a.code, max(ai.position) AS last FROM album_images ai JOIN articles a ON a.id = ai.article"
+            " WHERE ai.album = {} GROUP BY a.code",
+            album.id,
+        )
+        return {row["code"]: row["last"] for row in rows}
+
+    async def _duplicate_of(self, album_id: int, article: str, digest: str) -> StoredImage | None:
+        """An image of this article with the same bytes (as uploaded, or as stored)."""
+        rows = await AlbumImage.raw(
+            _SAME_FILE_IN_ARTICLE,
+            album_id,
+            article,
+            digest,
+            digest,
+        )
+        return StoredImage.from_row(rows[0]) if rows else None
+
+    def _log_report(self, report: ArchiveReport, principal: Principal, mode: str) -> None:
+        total = len(report.results)
+        by = f" by {principal.name}" if principal.signed_in else ""
+        replaced = f", {report.removed} earlier image(s) replaced" if report.removed else ""
+        line = (
+            f"album {report.album_name}: {report.stored} of {total} entries stored from {report.archive_name}{by}"
+            f" ({report.refused} refused, {report.skipped} skipped, {mode}{replaced})."
+        )
+        if report.stored or not report.refused:
+            self.log.info(line, action="Success")
+        else:
+            self.log.error(line, action="Error")
+        for result in report.results:
+            if result.status == "refused" and isinstance(result.reason, ImageHostError):
+                self.log.warning(f"{report.archive_name}: {result.reason.log_line()}", action="Refused")
+
+    # --- Finding ---------------------------------------------------------------------------------
+
+    async def find_album(self, name: str) -> FoundAlbum | None:
+        row = await (
+            Album.select(Album.id, Album.name, Album.created_by_sub).where(Album.name == catalogue_name(name)).first()
+        )
+        return FoundAlbum(**row) if row else None
+
+    async def _album(self, name: str) -> FoundAlbum:
+        album = await self.find_album(name)
+        if album is None:
+            raise AlbumNotFound(name=name)
+        return album
+
+    async def _article_id(self, album: FoundAlbum, code: str) -> int:
+        row = await (
+            Article.select(Article.id).where(Article.album == album.id, Article.code == catalogue_name(code)).first()
+        )
+        if row is None:
+            raise ArticleNotFound(album=album.name, article=code)
+        return row["id"]
+
+    # --- PicHosting's read API -------------------------------------------------------------------
+
+    async def album_names(self, principal: Principal) -> list[str]:
+        self.policy.require_browse(principal)
+        rows = await Album.select(Album.name).order_by(Album.name)
+        return sorted((row["name"] for row in rows), key=natural_key)
+
+    async def article_codes(self, album_name: str, principal: Principal) -> list[str]:
+        self.policy.require_browse(principal)
+        album = await self._album(album_name)
+        rows = await Article.select(Article.code).where(Article.album == album.id)
+        return sorted((row["code"] for row in rows), key=natural_key)
+
+    async def files(self, album_name: str, article: str | None, principal: Principal) -> list[AlbumFile]:
+        """The album's (or one article's) images, newest first."""
+        self.policy.require_browse(principal)
+        album = await self._album(album_name)
+        if article is None:
+            rows = await AlbumImage.raw(_ALBUM_FILES, album.id)
+        else:
+            rows = await AlbumImage.raw(_ARTICLE_FILES, await self._article_id(album, article))
+        return [AlbumFile(StoredImage.from_row(row), album.name, row["code"]) for row in rows]
+
+    async def count_album(self, album_name: str, principal: Principal) -> int:
+        self.policy.require_browse(principal)
+        album = await self._album(album_name)
+        return await AlbumImage.count().where(AlbumImage.album == album.id)
+
+    async def count_article(self, album_name: str, article: str, principal: Principal) -> int:
+        self.policy.require_browse(principal)
+        article_id = await self._article_id(await self._album(album_name), article)
+        return await AlbumImage.count().where(AlbumImage.article == article_id)
+
+    # --- Deleting --------------------------------------------------------------------------------
+
+    async def delete_album(self, album_name: str, principal: Principal) -> int:
+        """The album, its articles and its images (files and thumbnails too). Returns how many images."""
+        album = await self._album(album_name)
+        self._require_manage(album, principal, "delete")
+        removed = await self._remove_images(album.id)
+        await Album.delete().where(Album.id == album.id)
+        self.log.info(
+            f"album {album.name} deleted by {principal.name or 'the operator'} ({removed} images).", action="Success"
+        )
+        return removed
+
+    async def delete_article(self, album_name: str, article: str, principal: Principal) -> int:
+        album = await self._album(album_name)
+        article_id = await self._article_id(album, article)
+        self._require_manage(album, principal, "delete")
+        removed = await self._remove_images(album.id, article_id=article_id)
+        await Article.delete().where(Article.id == article_id)
+        self.log.info(
+            f"article {article} of album {album.name} deleted by {principal.name or 'the operator'}"
+            f" ({removed} images).",
+            action="Success",
+        )
+        return removed
+
+    def _require_manage(self, album: FoundAlbum, principal: Principal, action: str) -> None:
+        self.policy.require_upload(principal)  # the usual 401 for a visitor who must sign in
+        if not self.policy.may_manage_album(principal, album.created_by_sub):
+            raise AlbumForbidden(name=album.name, action=action, who=principal.name or "anonymous")
+
+    async def _remove_images(self, album_id: int, article_id: int | None = None, keep: set[int] = frozenset()) -> int:
+        """Each image through ImageService's crash-safe delete (marker, row, files); the policy was
+        asked by the caller. Articles left empty go too."""
+        query = AlbumImage.select(AlbumImage.image).where(AlbumImage.album == album_id)
+        if article_id is not None:
+            query = query.where(AlbumImage.article == article_id)
+        ids = [row["image"] for row in await query if row["image"] not in keep]
+        credentials = DeleteCredentials(operator=True)
+        removed = 0
+        for image_id in ids:
+            try:
+                await self.images.delete(image_id, credentials)
+            except ImageHostError as error:  # already gone (a concurrent delete): nothing to do
+                self.log.warning(
+                    f"image #{image_id} of album {album_id} not deleted: {error.log_line()}", action="Storage"
+                )
+                continue
+            removed += 1
+        await Article.raw(
+            "DELETE FROM articles a WHERE a.album = {} AND NOT EXISTS"
+            " (SELECT 1 FROM album_images ai WHERE ai.article = a.id)",
+            album_id,
+        )
+        return removed
