@@ -89,8 +89,6 @@ def rate_limit(name: str, per_minute: int) -> list[Any]:
     return [config.middleware]
 
 
-def create_app(settings: Settings) -> Litestar:
-    """Image work runs in WORKER_PROCESSES isolated processes started with the app (threads when 0)."""
 def body_deadlines(seconds: float, longer: dict[str, float]) -> Any:
     """body_deadline, with a longer one on some paths (ZIP archives: ZIP_READ_TIMEOUT_SECONDS)."""
 
@@ -106,13 +104,15 @@ def body_deadlines(seconds: float, longer: dict[str, float]) -> Any:
     return middleware
 
 
+def create_app(settings: Settings) -> Litestar:
+    """Image work runs in WORKER_PROCESSES isolated processes started with the app (threads when 0)."""
     configure_logging(settings.log_dir, settings.log_max_bytes, settings.log_backups)
     log = action_log()
     store = ImageStore(settings.images_dir)
     service = ImageService(settings, store)
+    albums = AlbumService(service)
     translator = Translator(load_translations(), settings.default_language)
     # Starts without PostgreSQL if it must (pages then answer 503), and settles what a crash left
-    albums = AlbumService(service)
     # half-done in the image store each time it connects.
     database = Database(settings.database_url, on_connect=service.finish_interrupted)
 
@@ -184,9 +184,9 @@ def body_deadlines(seconds: float, longer: dict[str, float]) -> Any:
                 ],
                 middleware=rate_limit("upload", settings.upload_rate_limit),
             ),
+            AlbumController,
             CatalogueController,
             DeleteController,
-            AlbumController,
             # The conversion API and the log: token only, and a larger body limit on this route alone.
             Router(
                 path="/",

@@ -285,6 +285,8 @@ class ImageService:
                     uploader_name=principal.name if principal.signed_in else None,
                 )
                 await row.save()
+                if link is not None:
+                    await link(row.id)
                 try:
                     files = await anyio.to_thread.run_sync(
                         self.store.write_provisional, stored_name, content, processed.thumbnails
@@ -296,8 +298,6 @@ class ImageService:
             if files is not None and committing:
                 # The COMMIT's answer was lost: the row may or may not be there. The marker stays
                 # for finish_interrupted, which asks the database once it answers again.
-                if link is not None:
-                    await link(row.id)
                 await anyio.to_thread.run_sync(files.leave)
             elif files is not None:
                 await anyio.to_thread.run_sync(files.discard)  # rolled back: no file outlives it
