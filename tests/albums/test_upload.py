@@ -225,3 +225,19 @@ def test_a_bad_album_name_is_400(client, settings, name):
     response = send(client, make_zip(SHOP), album_name=name)
     assert response.status_code == 400
     assert run_sql(settings.database_url, "SELECT count(*) FROM images")[0][0] == 0
+
+
+def test_an_album_created_meanwhile_stays_closed_to_anonymous_uploads(client, settings, monkeypatch):
+    from imagehost.albums.service import AlbumService
+
+    assert send(client, make_zip(SHOP)).status_code == 201
+
+    async def not_yet(self, name):  # the album appears between the check and the first entry's link
+        return None
+
+    monkeypatch.setattr(AlbumService, "find_album", not_yet)
+    response = send(client, make_zip([("Shop/SKU5/x.png", photo(5))]))
+    assert response.status_code == 422
+    assert "already an album Shop" in response.json()["results"][0]["error"]
+    assert len(placement(settings)) == 3
+    assert run_sql(settings.database_url, "SELECT count(*) FROM images")[0][0] == 3  # its row rolled back

@@ -161,6 +161,7 @@ class AlbumService:
         ):
             raise AlbumForbidden(name=album, action="replace", who=principal.name or "anonymous")
         placements = dict(zip(map(id, files), mapping.placements, strict=True))
+        job: dict[str, int | None] = {"album_id": existing.id if existing else None}
         first_position = await self._next_positions(existing)
         results: list[EntryResult] = []
         seen: dict[tuple[str, str], EntryResult] = {}
@@ -173,7 +174,7 @@ class AlbumService:
                     uploaded = await self.images.upload(
                         IncomingFile(original_name=result.entry.replace("\\", "/").rsplit("/", 1)[-1], content=content),
                         principal,
-                        link=self._linker(album, principal, article, position, digest),
+                        link=self._linker(album, principal, article, position, digest, job),
                     )
             except ImageHostError as refusal:
                 result.status, result.reason = "refused", refusal
@@ -223,17 +224,27 @@ class AlbumService:
         self._log_report(report, principal, mode)
         return report
 
-    def _linker(self, album: str, principal: Principal, article: str, position: int, digest: str) -> Any:
+    def _linker(
+        self, album: str, principal: Principal, article: str, position: int, digest: str, job: dict[str, int | None]
+    ) -> Any:
+        """`job["album_id"]`: the album this upload found or created (None until it has one)."""
+
         async def link(image_id: int) -> None:
             # In the image's own transaction. ON CONFLICT DO NOTHING waits for another entry's
             # transaction creating the same album or article, then finds its row.
-            await Album.raw(
-                "INSERT INTO albums (name, created_by_sub, created_by_name) VALUES ({}, {}, {})"
-                " ON CONFLICT (name) DO NOTHING",
-                album,
-                principal.sub if principal.signed_in else None,
-                principal.name if principal.signed_in else None,
-            )
+            if job["album_id"] is None:
+                created = await Album.raw(
+                    "INSERT INTO albums (name, created_by_sub, created_by_name) VALUES ({}, {}, {})"
+                    " ON CONFLICT (name) DO NOTHING RETURNING id",
+                    album,
+                    principal.sub if principal.signed_in else None,
+                    principal.name if principal.signed_in else None,
+                )
+                if created:
+                    job["album_id"] = created[0]["id"]
+                elif job["album_id"] is None and not self.policy.may_add_to_album(principal):
+                    # Someone else created it since this upload began: an anonymous upload stays out.
+                    raise AlbumExists(name=album)
             album_id = (await Album.select(Album.id).where(Album.name == album).first())["id"]
             await Article.raw(
                 "INSERT INTO articles (album, code) VALUES ({}, {}) ON CONFLICT (album, code) DO NOTHING",
