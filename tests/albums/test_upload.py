@@ -241,3 +241,14 @@ def test_an_album_created_meanwhile_stays_closed_to_anonymous_uploads(client, se
     assert "already an album Shop" in response.json()["results"][0]["error"]
     assert len(placement(settings)) == 3
     assert run_sql(settings.database_url, "SELECT count(*) FROM images")[0][0] == 3  # its row rolled back
+
+
+def test_entries_go_through_the_isolated_workers(make_client, settings):
+    client = make_client(worker_processes=2)
+    entries = [(f"Shop/SKU{index % 3}/{index}.png", photo(index, (400, 300))) for index in range(8)]
+    response = send(client, make_zip(entries))
+    assert response.status_code == 201, response.text
+    assert response.json()["stored"] == 8
+    assert sorted(row[2] for row in placement(settings) if row[1] == "SKU0") == [1, 2, 3]
+    thumbnails = list(settings.images_dir.rglob("*.webp"))
+    assert len(thumbnails) == 8  # 160 px for each (480 and 1280 are larger than the image)
