@@ -11,7 +11,7 @@
 #                        published on COMPOSE_TEST_PORT (default 8080).
 #   COMPOSE_TEST_OWNERS  the owners of the copies to test, default "0 4321".
 #   COMPOSE_TEST_TREE    HEAD (default: the last commit, as a fresh clone has it) or worktree (the
-#                        files as they are now, uncommitted changes included).
+#                        files as they are now, uncommitted changes included). Outside git: the files.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(cd "$HERE/.." && pwd)
@@ -233,12 +233,17 @@ for owner in $OWNERS; do
     say "[$owner] a fresh copy of the tree (what a clone would hold), owned by uid $owner"
     CLONE="$WORK/clone-$owner"
     mkdir -p "$CLONE"
-    if [ "${COMPOSE_TEST_TREE:-HEAD}" = worktree ]; then
+    if ! git -C "$PROJECT" rev-parse --verify -q HEAD >/dev/null; then
+        # Not a git checkout (an unpacked archive): the files, without local state.
+        tar -C "$PROJECT" --exclude=./.venv --exclude=./var --exclude=./.env --exclude='./images/*' \
+            --exclude='./logs/*' --exclude='./backups/*' --exclude=./test-artifacts -cf - . | tar -x -C "$CLONE"
+    elif [ "${COMPOSE_TEST_TREE:-HEAD}" = worktree ]; then
         (cd "$PROJECT" && git ls-files -z --cached --others --exclude-standard \
             | xargs -0 cp -a --parents -t "$CLONE" 2>/dev/null) || true
     else
         (cd "$PROJECT" && git archive HEAD) | tar -x -C "$CLONE" || fail "git archive HEAD"
     fi
+    [ -f "$CLONE/docker-compose.yml" ] || fail "the copy of the tree has no docker-compose.yml"
     chown -R "$owner:$owner" "$CLONE"
     cd "$CLONE"
     cp .env.example .env
