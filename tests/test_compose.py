@@ -67,6 +67,10 @@ def test_nginx_body_limits_are_the_apps(value):
     settings = Settings.from_env({"MAX_UPLOAD_BYTES": value, "API_MAX_UPLOAD_BYTES": value})
     assert int(values["NGINX_MAX_BODY"]) == settings.max_request_bytes
     assert int(values["NGINX_API_MAX_BODY"]) == settings.api_max_request_bytes
+    zip_settings = Settings.from_env({"ZIP_MAX_BYTES": value, "ZIP_READ_TIMEOUT_SECONDS": value})
+    zip_values = exported(nginx_env(ZIP_MAX_BYTES=value, ZIP_READ_TIMEOUT_SECONDS=value))
+    assert int(zip_values["NGINX_ZIP_MAX_BODY"]) == zip_settings.zip_max_request_bytes
+    assert zip_values["NGINX_ZIP_TIMEOUT"] == f"{int(zip_settings.zip_read_timeout_seconds)}s"
 
 
 @pytest.mark.parametrize("value", ["five", "0", "-1", "1e6", "$(id)", ""])
@@ -84,7 +88,13 @@ def test_compose_runs_nginx_through_the_script_with_the_settings_it_reads():
     script = next(v for v in nginx["volumes"] if v.startswith("./deploy/nginx-env.sh:"))
     assert script.endswith(":ro") and script.split(":")[1] in nginx["entrypoint"]
     app = COMPOSE["services"]["app"]["environment"]
-    for name in ("MAX_UPLOAD_BYTES", "API_MAX_UPLOAD_BYTES", "PRIVATE_IMAGES"):
+    for name in (
+        "MAX_UPLOAD_BYTES",
+        "API_MAX_UPLOAD_BYTES",
+        "ZIP_MAX_BYTES",
+        "ZIP_READ_TIMEOUT_SECONDS",
+        "PRIVATE_IMAGES",
+    ):
         assert nginx["environment"][name] == app[name], name
     # envsubst touches exactly the template's own placeholders.
     template = (PROJECT_ROOT / "nginx.conf").read_text(encoding="utf-8")

@@ -41,13 +41,21 @@ TEMPLATE_VARIABLES = (
     "IMAGES_ROOT",
     "NGINX_MAX_BODY",
     "NGINX_API_MAX_BODY",
+    "NGINX_ZIP_MAX_BODY",
+    "NGINX_ZIP_TIMEOUT",
     "IMAGES_AUTH_REQUEST",
     "IMAGES_CACHE_CONTROL",
     "NGINX_ACCESS_LOG",
 )
 NGINX_ENV_SCRIPT = PROJECT_ROOT / "deploy" / "nginx-env.sh"
 # The app's settings that nginx-env.sh reads (compose passes these to the nginx service).
-NGINX_SETTINGS = ("MAX_UPLOAD_BYTES", "API_MAX_UPLOAD_BYTES", "PRIVATE_IMAGES")
+NGINX_SETTINGS = (
+    "MAX_UPLOAD_BYTES",
+    "API_MAX_UPLOAD_BYTES",
+    "ZIP_MAX_BYTES",
+    "ZIP_READ_TIMEOUT_SECONDS",
+    "PRIVATE_IMAGES",
+)
 CURL = {"Accept": "*/*", "User-Agent": "curl/8.14.1"}
 TOO_LARGE = "The upload is larger than this server accepts."
 
@@ -155,6 +163,7 @@ class Stack:
 
 
 API_TOKEN = "stack-api-token"
+ZIP_LIMIT = 8 * MIB  # smaller than the default, so that the test's bodies stay small
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +173,14 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     run_sql(database_url, "TRUNCATE images RESTART IDENTITY CASCADE")
     workdir = tmp_path_factory.mktemp("stack")
     with (
-        live_app(database_url, workdir, ACCEL_DOWNLOADS="true", ADMIN_TOKEN=ADMIN_TOKEN, API_TOKENS=API_TOKEN) as app,
+        live_app(
+            database_url,
+            workdir,
+            ACCEL_DOWNLOADS="true",
+            ADMIN_TOKEN=ADMIN_TOKEN,
+            API_TOKENS=API_TOKEN,
+            ZIP_MAX_BYTES=str(ZIP_LIMIT),
+        ) as app,
         running_nginx(binary, workdir / "nginx", app) as port,
     ):
         yield Stack(url=f"http://127.0.0.1:{port}", port=port, app=app, workdir=workdir)
@@ -716,3 +732,24 @@ def test_the_home_page_through_nginx_states_the_limit_as_the_upload_page_does(st
     assert home.status_code == upload.status_code == 200
     assert "up to 5 MB" in home.text and "5 MB" in upload.text
     assert "5242880" not in home.text
+
+
+def test_zip_archives_have_their_own_body_limit_in_nginx_as_in_the_app(stack):
+    def post_zip(size: int) -> httpx.Response:
+        return httpx.post(
+            f"{stack.url}/api/upload",
+            files={"zipfile": ("album.zip", b"PK\x03\x04" + b"\0" * (size - 4), "application/zip")},
+            headers={**CURL, "Authorization": f"Bearer {API_TOKEN}"},
+            timeout=60,
+        )
+
+    before = stack.app_log().count("POST /api/upload")
+    # Over the upload limit, under the ZIP one: nginx lets it through and the app judges it.
+    within = post_zip(6 * MIB)
+    assert TOO_LARGE not in within.text, within.text
+    assert stack.app_log().count("POST /api/upload") == before + 1
+    # Over the ZIP limit: nginx refuses it itself, as for uploads.
+    beyond = post_zip(ZIP_LIMIT + 128 * 1024)
+    assert beyond.status_code == 413
+    assert beyond.json() == {"status": "error", "error": TOO_LARGE}
+    assert stack.app_log().count("POST /api/upload") == before + 1
