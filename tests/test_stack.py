@@ -655,6 +655,12 @@ def test_nginx_adds_no_security_headers_of_its_own_to_the_apps_pages(stack, pict
             # Exactly what the app sent: never a second copy from nginx (a browser enforces every CSP).
             assert header_values(proxied, name) == header_values(direct, name), (path, name)
             assert len(header_values(proxied, name)) <= 1, (path, name)
+    # The app's own pages carry its policy, exactly once, through nginx.
+    page = httpx.get(f"{stack.url}/", headers=HTML)
+    policies = header_values(page, "content-security-policy")
+    assert len(policies) == 1 and "default-src 'self'" in policies[0], policies
+    assert header_values(page, "referrer-policy") == ["strict-origin-when-cross-origin"]
+    assert header_values(page, "x-content-type-options") == ["nosniff"]
 
 
 def test_what_nginx_serves_itself_keeps_its_sandbox_policy_once(stack, picture):
