@@ -192,6 +192,11 @@ check_stack() {
     header_of content-disposition "$BASE/download/$id" | grep -q "one.png" || fail "download's file name"
     expect_status 200 -X DELETE "$delete_url"
     expect_status 404 "$url"
+    key=${delete_url##*key=}
+    compose logs --no-color nginx | grep -q "DELETE /delete/$id?\[redacted\]" || fail "nginx logged no delete"
+    if compose logs --no-color app nginx | grep -qF "$key"; then
+        fail "a delete key is in the access logs"
+    fi
 
     say "[$owner] the scheduler's first backup came after the migrations"
     for _ in $(seq 60); do ls backups/backup_*.tar.gz >/dev/null 2>&1 && break; sleep 1; done
