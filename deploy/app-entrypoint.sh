@@ -26,8 +26,41 @@ if [ "$(basename "$0")" = imagehost ]; then
 fi
 [ "$#" -gt 0 ] || fail "no command given"
 
+# Secrets .env leaves empty come from the secrets volume (compose mounts it here): the database
+# password db made at its first start, and a SECRET_KEY made here once. Read as root (the files
+# are root's, mode 600) and handed on in the environment.
+secrets=${IMAGEHOST_SECRETS_DIR:-/run/imagehost-secrets}
+load_secrets() {
+    if [ -z "${SECRET_KEY:-}" ]; then
+        if [ ! -s "$secrets/secret_key" ]; then
+            (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$secrets/secret_key.new" \
+                && mv "$secrets/secret_key.new" "$secrets/secret_key")
+            echo "imagehost: made SECRET_KEY, kept in the secrets volume ($secrets/secret_key)" >&2
+        fi
+        SECRET_KEY=$(cat "$secrets/secret_key")
+        export SECRET_KEY
+    fi
+    if [ -z "${DATABASE_URL:-}" ]; then
+        password=${POSTGRES_PASSWORD:-}
+        if [ -z "$password" ]; then
+            [ -s "$secrets/postgres_password" ] \
+                || fail "no DATABASE_URL or POSTGRES_PASSWORD in .env, and no password made by the db service in $secrets"
+            password=$(cat "$secrets/postgres_password")
+        fi
+        DATABASE_URL=$(python3 -c 'import sys; from urllib.parse import quote
+user, password, host = sys.argv[1:]
+print(f"postgresql://{quote(user, safe=str())}:{quote(password, safe=str())}@{host}/images_db")' \
+            "${POSTGRES_USER:-imagehost}" "$password" "${POSTGRES_HOST:-db:5432}")
+        export DATABASE_URL
+    fi
+}
+
 if [ "$(id -u)" != 0 ]; then
+    [ -n "${DATABASE_URL:-}" ] || fail "set DATABASE_URL (started as uid $(id -u), the secrets volume is not readable)"
     exec "$@"
+fi
+if [ -d "$secrets" ]; then
+    load_secrets
 fi
 
 mkdir -p "$images" "$logs" "$backups"

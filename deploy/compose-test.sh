@@ -252,12 +252,18 @@ for owner in $OWNERS; do
     chown -R "$owner:$owner" "$CLONE"
     cd "$CLONE"
     cp .env.example .env
-    # The two secrets README's "Run it" asks for.
-    sed -i "s/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(16))')/" .env
-    sed -i "s/^SECRET_KEY=.*/SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')/" .env
+    if [ "$owner" = "${OWNERS%% *}" ]; then
+        # The first clone sets the two secrets itself; the others leave them to the first start.
+        sed -i "s/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(16))')/" .env
+        sed -i "s/^SECRET_KEY=.*/SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')/" .env
+    fi
     [ -n "$STANDINS" ] || sed -i "s/^HTTP_PORT=.*/HTTP_PORT=$PORT/" .env
     say "[$owner] docker compose up --build"
     up
+    if ! grep -q '^SECRET_KEY=.' .env; then
+        key=$(compose exec -T app cat /run/imagehost-secrets/secret_key) || fail "no secret_key in the secrets volume"
+        [ "${#key}" = 64 ] || fail "the SECRET_KEY made at the first start is '$key'"
+    fi
     check_stack "$owner"
     compose down -v --remove-orphans --timeout 30 >/dev/null 2>&1 || fail "docker compose down -v"
     cd "$WORK"

@@ -217,7 +217,7 @@ def container_root():
 
 
 def run_entrypoint(
-    root, *command: str, as_name: str = "app-entrypoint.sh", path_first=None
+    root, *command: str, as_name: str = "app-entrypoint.sh", path_first=None, **env: str
 ) -> subprocess.CompletedProcess[str]:
     script = root / as_name
     script.write_bytes(ENTRYPOINT.read_bytes())
@@ -227,6 +227,10 @@ def run_entrypoint(
         "IMAGES_DIR": str(root / "srv" / "images"),
         "LOG_DIR": str(root / "srv" / "logs"),
         "BACKUP_DIR": str(root / "srv" / "backups"),
+        "IMAGEHOST_SECRETS_DIR": str(root / "secrets"),
+        "DATABASE_URL": "postgresql://u:p@db:5432/images_db",
+        "SECRET_KEY": "from-env",
+        **env,
     }
     return subprocess.run(
         ["unshare", "--mount", "sh", "-c", inner, "sh", str(root / "etc"), str(script), *command],
@@ -288,3 +292,63 @@ def test_imagehost_command_runs_the_cli_as_the_owner(container_root):
     done = run_entrypoint(container_root, "backup", as_name="imagehost", path_first=fake_python.parent)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "1234 -m imagehost backup"
+
+
+# --- secrets that .env leaves empty ------------------------------------------------------------------
+
+
+def test_secrets_left_empty_are_made_once_and_reach_the_app(container_root):
+    own(container_root, 1000, 1000)
+    secrets = container_root / "secrets"
+    secrets.mkdir(mode=0o700)
+    (secrets / "postgres_password").write_text("p@ss/word:1")  # as db made it (or an operator's own)
+    show = ("sh", "-c", 'echo "$SECRET_KEY"; echo "$DATABASE_URL"')
+    first = run_entrypoint(container_root, *show, SECRET_KEY="", DATABASE_URL="", POSTGRES_PASSWORD="")
+    assert first.returncode == 0, first.stderr
+    key, url = first.stdout.split()
+    assert re.fullmatch(r"[0-9a-f]{64}", key)
+    assert url == "postgresql://imagehost:p%40ss%2Fword%3A1@db:5432/images_db"
+    assert "made SECRET_KEY" in first.stderr and str(secrets / "secret_key") in first.stderr
+    assert (secrets / "secret_key").stat().st_mode & 0o777 == 0o600
+    again = run_entrypoint(container_root, *show, SECRET_KEY="", DATABASE_URL="", POSTGRES_PASSWORD="")
+    assert again.stdout.split()[0] == key and "made" not in again.stderr  # made once, kept
+    # What .env sets wins.
+    chosen = run_entrypoint(container_root, *show, SECRET_KEY="mine", DATABASE_URL="", POSTGRES_PASSWORD="pw")
+    assert chosen.stdout.split() == ["mine", "postgresql://imagehost:pw@db:5432/images_db"]
+
+
+def test_without_any_database_password_the_app_says_what_is_missing(container_root):
+    own(container_root, 1000, 1000)
+    (container_root / "secrets").mkdir()
+    done = run_entrypoint(container_root, "true", DATABASE_URL="", POSTGRES_PASSWORD="")
+    assert done.returncode != 0
+    assert "no DATABASE_URL or POSTGRES_PASSWORD in .env" in done.stderr
+
+
+def test_db_makes_its_password_once_when_env_has_none(tmp_path):
+    db = COMPOSE["services"]["db"]
+    assert db["environment"]["POSTGRES_PASSWORD"] == "${POSTGRES_PASSWORD:-}"
+    assert "secrets:/run/imagehost-secrets" in db["volumes"]
+    assert "secrets:/run/imagehost-secrets" in COMPOSE["services"]["app"]["volumes"]
+    script = db["entrypoint"][2].replace("$$", "$").replace("/run/imagehost-secrets", str(tmp_path))
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "docker-entrypoint.sh").write_text('#!/bin/sh\necho "password=$POSTGRES_PASSWORD args=$*"\n')
+    (fake / "docker-entrypoint.sh").chmod(0o755)
+
+    def start(password: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["sh", "-c", script, *db["entrypoint"][3:], *db["command"]],
+            env={"PATH": f"{fake}:/usr/bin:/bin", "POSTGRES_PASSWORD": password},
+            capture_output=True,
+            text=True,
+        )
+
+    first = start("")
+    assert first.returncode == 0, first.stderr
+    made = (tmp_path / "postgres_password").read_text()
+    assert re.fullmatch(r"[0-9a-f]{64}", made)
+    assert f"password={made} args=postgres" in first.stdout
+    assert (tmp_path / "postgres_password").stat().st_mode & 0o777 == 0o600
+    assert f"password={made} " in start("").stdout  # the same one at every start
+    assert "password=chosen " in start("chosen").stdout
