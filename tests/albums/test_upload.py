@@ -3,6 +3,7 @@ limits of the route, the rate limit, and a failure in the middle."""
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 
 from tests.albums.zips import make_zip, photo, with_cp866_names
@@ -197,7 +198,14 @@ def test_an_archive_counts_once_against_the_upload_rate_limit(make_client):
     assert send(client, make_zip([("Other/A/x.png", photo(21))])).status_code == 429
 
 
-def test_a_failure_in_the_middle_leaves_only_whole_images(client, settings, monkeypatch):
+@pytest.mark.parametrize(
+    ("failure", "status"),
+    [
+        (RuntimeError("a bug between two entries"), 500),
+        (asyncpg.exceptions.ConnectionDoesNotExistError("the database went away between two entries"), 503),
+    ],
+)
+def test_a_failure_in_the_middle_leaves_only_whole_images(client, settings, monkeypatch, failure, status):
     from imagehost.albums.tables import AlbumImage
 
     real_insert = AlbumImage.insert
@@ -206,14 +214,15 @@ def test_a_failure_in_the_middle_leaves_only_whole_images(client, settings, monk
     def failing_insert(*rows):
         calls.append(rows)
         if len(calls) == 2:
-            raise RuntimeError("the database went away between two entries")
+            raise failure
         return real_insert(*rows)
 
     monkeypatch.setattr(AlbumImage, "insert", failing_insert)
     response = send(
         client, make_zip([("Shop/A/1.png", photo(1)), ("Shop/A/2.png", photo(2)), ("Shop/A/3.png", photo(3))])
     )
-    assert response.status_code == 500
+    assert response.status_code == status
+    assert response.json()["status"] == "error"
     images = run_sql(settings.database_url, "SELECT stored_name FROM images")
     links = run_sql(settings.database_url, "SELECT image FROM album_images")
     assert len(images) == len(links) >= 1  # every stored image has its place, none is half there

@@ -183,39 +183,45 @@ class AlbumService:
             finally:
                 in_flight.release()
 
-        async with asyncio.TaskGroup() as tasks:
-            for entry in archive.entries:
-                placement = placements.get(id(entry))
-                result = EntryResult(entry=entry.name, status="skipped", album_name=album)
-                results.append(result)
-                if entry.verdict == "skip":
-                    result.reason = Note(SYSTEM_FILE)
-                    continue
-                if entry.verdict == "refuse" or isinstance(placement, ImageHostError):
-                    result.status, result.reason = "refused", entry.refusal or placement  # type: ignore[assignment]
-                    continue
-                assert placement is not None
-                result.article_number = placement.article
-                await in_flight.acquire()
-                try:
-                    content = await anyio.to_thread.run_sync(archive.read, entry)
-                except ImageHostError as refusal:
-                    in_flight.release()
-                    result.status, result.reason = "refused", refusal
-                    continue
-                digest = hashlib.sha256(content).hexdigest()
-                if (earlier := seen.get((placement.article, digest))) is not None:
-                    in_flight.release()
-                    result.reason = Note(DUPLICATE_IN_ARCHIVE, {"entry": earlier.entry})
-                    continue
-                seen[(placement.article, digest)] = result
-                if existing is not None and (same := await self._duplicate_of(existing.id, placement.article, digest)):
-                    in_flight.release()
-                    result.image = same
-                    result.reason = Note(DUPLICATE, {"article": placement.article, "id": same.id})
-                    continue
-                position = first_position.get(placement.article, 0) + placement.position
-                tasks.create_task(store(result, content, placement.article, position, digest))
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for entry in archive.entries:
+                    placement = placements.get(id(entry))
+                    result = EntryResult(entry=entry.name, status="skipped", album_name=album)
+                    results.append(result)
+                    if entry.verdict == "skip":
+                        result.reason = Note(SYSTEM_FILE)
+                        continue
+                    if entry.verdict == "refuse" or isinstance(placement, ImageHostError):
+                        result.status, result.reason = "refused", entry.refusal or placement  # type: ignore[assignment]
+                        continue
+                    assert placement is not None
+                    result.article_number = placement.article
+                    await in_flight.acquire()
+                    try:
+                        content = await anyio.to_thread.run_sync(archive.read, entry)
+                    except ImageHostError as refusal:
+                        in_flight.release()
+                        result.status, result.reason = "refused", refusal
+                        continue
+                    digest = hashlib.sha256(content).hexdigest()
+                    if (earlier := seen.get((placement.article, digest))) is not None:
+                        in_flight.release()
+                        result.reason = Note(DUPLICATE_IN_ARCHIVE, {"entry": earlier.entry})
+                        continue
+                    seen[(placement.article, digest)] = result
+                    same = await self._duplicate_of(existing.id, placement.article, digest) if existing else None
+                    if same is not None:
+                        in_flight.release()
+                        result.image = same
+                        result.reason = Note(DUPLICATE, {"article": placement.article, "id": same.id})
+                        continue
+                    position = first_position.get(placement.article, 0) + placement.position
+                    tasks.create_task(store(result, content, placement.article, position, digest))
+        except BaseExceptionGroup as group:
+            # One failure (the database gone, a bug) stops the other entries; it is answered as
+            # itself (503 for a lost database), not as a group the error handler does not know.
+            raise group.exceptions[0] from None
 
         report = ArchiveReport(album_name=album, archive_name=archive_name, results=results)
         if mode == "replace" and existing is not None and (report.stored or any(r.image for r in results)):
