@@ -28,6 +28,7 @@ from imagehost.accounts.session import move_old_session_cookie, session_cookie_n
 from imagehost.albums.controllers import AlbumController, ArchiveUploadController
 from imagehost.albums.service import AlbumService
 from imagehost.api.controllers import ConversionController, read_logs
+from imagehost.api.openapi import openapi_config
 from imagehost.api.tokens import require_api_token
 from imagehost.database import Database
 from imagehost.images.controllers import (
@@ -47,6 +48,7 @@ from imagehost.web.deadline import body_deadline
 from imagehost.web.errors import EXCEPTION_HANDLERS
 from imagehost.web.guard import before_request
 from imagehost.web.i18n import LANGUAGE_NAMES, Translator, load_translations
+from imagehost.web.security_headers import security_headers
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
@@ -207,6 +209,7 @@ def create_app(settings: Settings) -> Litestar:
             session.middleware,
             body_deadlines(settings.upload_read_timeout_seconds, {"/api/upload": settings.zip_read_timeout_seconds}),
         ],
+        before_send=[security_headers(settings)],
         before_request=before_request,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_request_bytes,
@@ -221,7 +224,7 @@ def create_app(settings: Settings) -> Litestar:
                 "personal_tokens": PersonalTokens(service.policy),
             }
         ),
-        openapi_config=None,
+        openapi_config=openapi_config(__version__),
     )
 
 

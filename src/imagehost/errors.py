@@ -174,6 +174,11 @@ class TokenRefused(ImageHostError):
     log_template = "{method} {path} refused: unknown or revoked API token."
 
 
+class BadQueryParameter(ImageHostError):
+    template = N_("The parameter {name} must be a whole number from {low} to {high}.")
+    log_template = "query parameter {name} refused: {value!r} is not a whole number from {low} to {high}."
+
+
 class StoredNameRefused(ImageNotFound):
     """A row (or a request) names a file that cannot be a stored name: never opened, answered as 404."""
 

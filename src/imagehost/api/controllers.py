@@ -10,10 +10,13 @@ from litestar.response import File
 
 from imagehost.accounts.identity import principal_of_request
 from imagehost.accounts.principal import Kind
+from imagehost.api.openapi import FILE, ConversionAnswer, answers, binary, multipart, whole
 from imagehost.errors import ImageNotFound, InvalidParameter
 from imagehost.images.controllers import IMAGE_SECURITY_HEADERS, Links, uploaded_file
+from imagehost.images.links import image_json
 from imagehost.images.service import ImageService
 from imagehost.logging import tail_lines
+from imagehost.web.query import whole_number
 
 LOG_LIMIT_DEFAULT = 200
 LOG_LIMIT_MAX = 10_000
@@ -40,7 +43,16 @@ def _optional(form: Any, field: str, low: int, high: int) -> int | None:
 class ConversionController(Controller):
     path = "/api/images"
 
-    @post()
+    @post(
+        status_code=201,
+        operation_class=multipart(
+            file=FILE,
+            quality=whole("JPEG quality (default DEFAULT_QUALITY)", 1, 95),
+            x=whole("Width of the box the image is fitted into", 1, BOX_MAX),
+            y=whole("Height of the box the image is fitted into", 1, BOX_MAX),
+        ),
+        responses=answers(201, ConversionAnswer, "Converted and stored", 400, 401, 403, 413, 415, 422, 503, 507),
+    )
     async def convert(self, request: Request, images: ImageService) -> Response:
         form = await request.form()
         quality = _optional(form, "quality", 1, 95) or images.settings.default_quality
@@ -49,22 +61,10 @@ class ConversionController(Controller):
             incoming = await uploaded_file(form, images.settings.api_max_upload_bytes)
             result = await images.convert(incoming, quality, box, principal_of_request(request))
         image = result.image
-        return Response(
-            {
-                "id": image.id,
-                "width": image.width,
-                "height": image.height,
-                "quality": image.quality,
-                "size_bytes": image.size_bytes,
-                "content_type": image.content_type,
-                "source_format": image.source_format,
-                "filename": image.stored_name,
-                "url": Links(request, images).image(image),
-            },
-            status_code=201,
-        )
+        extra = {"quality": image.quality, "size_bytes": image.size_bytes, "source_format": image.source_format}
+        return Response({**image_json(image, Links(request, images)), **extra}, status_code=201)
 
-    @get("/{image_id:int}")
+    @get("/{image_id:int}", responses=binary(200, "image/jpeg", "The stored JPEG", 401, 403, 404, 503))
     async def fetch(self, request: Request, image_id: int, images: ImageService) -> File:
         image = await images.view(image_id, principal_of_request(request))
         path = images.store.path_of(image.stored_name)  # refuses a row that names no stored file
@@ -75,12 +75,12 @@ class ConversionController(Controller):
         )
 
 
-@get("/logs", media_type="text/plain")
+@get("/logs", media_type="text/plain", responses=binary(200, "text/plain", "The last lines of app.log", 400, 401, 403))
 async def read_logs(request: Request, limit: str | None = None) -> str:
     """The log names people: service tokens (API_TOKENS) and admins' tokens may read it."""
     principal = principal_of_request(request)
     if principal.kind is not Kind.SERVICE_TOKEN:
         request.app.state.image_service.policy.require_admin(principal)
-    count = LOG_LIMIT_DEFAULT if limit is None else _whole_number("limit", limit, 1, LOG_LIMIT_MAX)
+    count = whole_number("limit", limit, low=1, high=LOG_LIMIT_MAX, default=LOG_LIMIT_DEFAULT)
     lines = tail_lines(request.app.state.settings.log_dir / "app.log", count)
     return "\n".join(lines) + ("\n" if lines else "")

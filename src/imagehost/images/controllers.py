@@ -11,11 +11,23 @@ from litestar.datastructures import UploadFile
 from litestar.response import File, Redirect
 
 from imagehost.accounts.identity import principal_of_request
+from imagehost.api.openapi import (
+    FILE,
+    CatalogueAnswer,
+    DeleteAnswer,
+    ImagePageAnswer,
+    RecentUploadsAnswer,
+    UploadAnswer,
+    answers,
+    binary,
+    multipart,
+)
 from imagehost.errors import ImageNotFound
 from imagehost.images.inspection import CONTENT_TYPES, EXTENSIONS
-from imagehost.images.pipeline import sizes_below
+from imagehost.images.links import Links, image_json
 from imagehost.images.service import DeleteCredentials, ImageService, IncomingFile, StoredImage
 from imagehost.images.storage import is_stored_name
+from imagehost.web.query import page_number
 from imagehost.web.responses import representation, respond
 
 # Served user content is inert: a browser may show it as an image and nothing else.
@@ -29,65 +41,8 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 PRIVATE_IMMUTABLE = "private, max-age=31536000, immutable"
 CONTENT_TYPE_BY_EXTENSION = {ext: CONTENT_TYPES[name] for name, ext in EXTENSIONS.items()}
 SESSION_UPLOADS = "uploads"
-
-
-class Links:
-    """Absolute URLs for one request: direct links may live on a separate host (IMAGES_BASE_URL)."""
-
-    def __init__(self, request: Request, service: ImageService) -> None:
-        settings = service.settings
-        self.site = settings.public_base_url or str(request.base_url).rstrip("/")
-        self.service = service
-        self.request_base = str(request.base_url)
-
-    def image(self, image: StoredImage) -> str:
-        return self.service.url_of(image, self.request_base)
-
-    def delete(self, image: StoredImage, key: str | None = None) -> str:
-        return f"{self.site}/delete/{image.id}" + (f"?key={quote(key)}" if key else "")
-
-    def download(self, image: StoredImage) -> str:
-        return f"{self.site}/download/{image.id}"
-
-    def page(self, image: StoredImage) -> str:
-        return f"{self.site}/i/{image.stored_name}"
-
-    @property
-    def thumbnail_sizes(self) -> tuple[int, ...]:
-        return self.service.settings.thumbnail_sizes
-
-    def sizes_for(self, image: StoredImage) -> tuple[int, ...]:
-        """The thumbnails this image has: those smaller than its long side (unknown size: all)."""
-        if not image.width or not image.height:
-            return self.thumbnail_sizes
-        return sizes_below(self.thumbnail_sizes, image.width, image.height)
-
-    def thumbnail(self, image: StoredImage, size: int) -> str:
-        """The thumbnail at `size`, or the original when there is none that large (or none at all)."""
-        if size not in self.sizes_for(image):
-            return self.image(image)
-        base = self.image(image).rsplit("/images/", 1)[0]
-        return f"{base}/images/thumbs/{size}/{image.stored_name}.webp"
-
-    def preview(self, image: StoredImage, wanted: int = 480) -> str:
-        """The smallest thumbnail at least `wanted` px on its long side, else the original (an
-        image no larger than that has no such thumbnail, and is itself the right size)."""
-        large_enough = [size for size in self.sizes_for(image) if size >= wanted]
-        return self.thumbnail(image, min(large_enough)) if large_enough else self.image(image)
-
-    def srcset(self, image: StoredImage) -> str:
-        """Each thumbnail with its real width, and the original last."""
-        entries = []
-        long_side = max(image.width or 0, image.height or 0)
-        for size in self.sizes_for(image):
-            width = round((image.width or size) * size / long_side) if long_side else size
-            entries.append(f"{self.thumbnail(image, size)} {max(1, width)}w")
-        if image.width:
-            entries.append(f"{self.image(image)} {image.width}w")
-        return ", ".join(entries)
-
-    def thumbnails(self, image: StoredImage) -> dict[str, str]:
-        return {str(size): self.thumbnail(image, size) for size in self.thumbnail_sizes}  # originals above
+DELETE_KEY_HEADER = "x-delete-key"
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def cache_control(images: ImageService) -> str:
@@ -101,22 +56,6 @@ def private_refusal(request: Request, images: ImageService) -> Response | None:
             "Sign in to see this image.\n", status_code=401, media_type="text/plain", headers=IMAGE_SECURITY_HEADERS
         )
     return None
-
-
-def image_json(image: StoredImage, links: Links) -> dict[str, Any]:
-    return {
-        "id": image.id,
-        "filename": image.stored_name,
-        "original_name": image.original_name,
-        "size_kb": image.size_kb,
-        "upload_time": image.uploaded_at.isoformat(),
-        "file_type": image.extension,
-        "url": links.image(image),
-        "width": image.width,
-        "height": image.height,
-        "thumbnails": links.thumbnails(image),
-        "page_url": links.page(image),
-    }
 
 
 def deletable(request: Request, images: ImageService, shown: list[StoredImage]) -> set[int]:
@@ -183,17 +122,10 @@ def content_disposition(original_name: str) -> str:
     return f"attachment; filename=\"{fallback or 'image'}\"; filename*=UTF-8''{quote(original_name, safe='')}"
 
 
-def _page_number(page: str | None) -> int:
-    try:
-        return max(1, int(page or 1))
-    except ValueError:
-        return 1
-
-
 class UploadController(Controller):
     path = "/upload"
 
-    @get()
+    @get(responses=answers(200, RecentUploadsAnswer, "This browser's recent uploads", 401, 403, 503))
     async def upload_page(self, request: Request, images: ImageService) -> Response:
         images.policy.require_upload(principal_of_request(request))
         recent = await images.some(recent_ids(request))
@@ -205,7 +137,11 @@ class UploadController(Controller):
             json=lambda: {"status": "success", "data": [image_json(i, Links(request, images)) for i in recent]},
         )
 
-    @post()
+    @post(
+        status_code=201,
+        operation_class=multipart(file=FILE),
+        responses=answers(201, UploadAnswer, "Stored", 400, 401, 403, 408, 413, 415, 422, 429, 503, 507),
+    )
     async def upload(self, request: Request, images: ImageService) -> Response:
         form = await request.form()
         async with images.intake:
@@ -230,23 +166,14 @@ class UploadController(Controller):
             status_code=201,
             json=lambda: {
                 "status": "success",
-                "id": image.id,
-                "filename": image.stored_name,
-                "original_name": image.original_name,
-                "size": image.size_bytes,
-                "file_type": image.extension,
-                "upload_time": image.uploaded_at.isoformat(),
-                "url": links.image(image),
+                **image_json(image, links),
                 "delete_url": links.delete(image, result.delete_key),
-                "width": image.width,
-                "height": image.height,
-                "page_url": links.page(image),
             },
         )
 
 
 class CatalogueController(Controller):
-    @get("/images")
+    @get("/images", responses=answers(200, CatalogueAnswer, "One page of the catalogue", 400, 401, 403, 503))
     async def catalogue(
         self, request: Request, images: ImageService, page: str | None = None, uploader: str | None = None
     ) -> Response:
@@ -256,7 +183,7 @@ class CatalogueController(Controller):
             return Redirect(f"/images/{query}", status_code=301)
         principal = principal_of_request(request)
         uploader = principal.sub if uploader == "me" else uploader
-        catalogue = await images.page(_page_number(page), principal, uploader or None)
+        catalogue = await images.page(page_number(page), principal, uploader or None)
         links = Links(request, images)
         return respond(
             request,
@@ -272,13 +199,13 @@ class CatalogueController(Controller):
             json=lambda: catalogue_json(catalogue, links),
         )
 
-    @get("/images-list")
+    @get("/images-list", responses=answers(200, CatalogueAnswer, "One page of the catalogue", 400, 401, 403, 503))
     async def images_list(
         self, request: Request, images: ImageService, page: str | None = None, uploader: str | None = None
     ) -> Response:
         principal = principal_of_request(request)
         uploader = principal.sub if uploader == "me" else uploader
-        catalogue = await images.page(_page_number(page), principal, uploader or None)
+        catalogue = await images.page(page_number(page), principal, uploader or None)
         return Response(catalogue_json(catalogue, Links(request, images)))
 
     @get("/_auth/images", include_in_schema=False)
@@ -326,7 +253,7 @@ class CatalogueController(Controller):
             headers={**IMAGE_SECURITY_HEADERS, "Cache-Control": cache_control(images)},
         )
 
-    @get("/i/{stored_name:str}")
+    @get("/i/{stored_name:str}", responses=answers(200, ImagePageAnswer, "One image", 401, 403, 404, 503))
     async def image_page(self, request: Request, stored_name: str, images: ImageService) -> Response:
         """A page for one image: the large thumbnail, the direct link and ready snippets."""
         image = await images.find_by_name(stored_name, principal_of_request(request))
@@ -336,15 +263,19 @@ class CatalogueController(Controller):
             page="images/show.html",
             fragment="images/show.html",
             context={"image": image, "links": links},
-            json=lambda: {"status": "success", **image_json(image, links), "size": image.size_bytes},
+            json=lambda: {"status": "success", **image_json(image, links)},
         )
 
-    @route("/download/{image_id:int}", http_method=["GET", "HEAD"])
+    @route(
+        "/download/{image_id:int}",
+        http_method=["GET", "HEAD"],
+        responses=binary(200, "image/*", "The file, as an attachment", 401, 403, 404, 503),
+    )
     async def download(self, request: Request, image_id: int, images: ImageService) -> Response:
         image = await images.view(image_id, principal_of_request(request))
         headers = {
             **IMAGE_SECURITY_HEADERS,
-            "Content-Disposition": content_disposition(image.original_name),
+            "Content-Disposition": content_disposition(image.download_name),
         }
         path = images.store.path_of(image.stored_name)  # refuses a row that names no stored file
         if images.settings.accel_downloads:
@@ -377,24 +308,30 @@ class DeleteController(Controller):
         admin_token = images.settings.admin_token
         credentials = DeleteCredentials(
             principal=principal_of_request(request),
-            keys=tuple(k for k in (key, remembered_keys(request).get(image_id)) if k),
+            keys=tuple(
+                k for k in (key, request.headers.get(DELETE_KEY_HEADER), remembered_keys(request).get(image_id)) if k
+            ),
             operator=bool(admin_token and token and hmac.compare_digest(token.encode(), admin_token.encode())),
         )
         image = await images.delete(image_id, credentials)
         forget_upload(request, image_id)
         return image
 
-    @delete("/{image_id:int}", status_code=200)
+    @delete("/{image_id:int}", status_code=200, responses=answers(200, DeleteAnswer, "Deleted", 401, 403, 404, 503))
     async def delete_image(
         self, request: Request, images: ImageService, image_id: int, key: str | None = None
     ) -> Response:
+        """The key may come as `?key=`, the X-Delete-Key header or a form field (`key`); the last two
+        keep it out of URLs, and so out of access logs and browser history."""
+        if key is None and request.headers.get("content-type", "").startswith(FORM_TYPES):
+            key = (await request.form()).get("key")
         await self._delete(request, images, image_id, key)
         if representation(request) == "fragment":
             # An empty 200 removes the row; the event makes the table refill itself to 10 rows.
             return Response("", headers={"HX-Trigger": "image-deleted", "Vary": "HX-Request, Accept"})
         return Response({"status": "success", "message": "Image deleted successfully."})
 
-    @post("/{image_id:int}", status_code=200)
+    @post("/{image_id:int}", status_code=200, responses=answers(200, DeleteAnswer, "Deleted", 401, 403, 404, 503))
     async def delete_from_form(
         self, request: Request, images: ImageService, image_id: int, key: str | None = None, page: str | None = None
     ) -> Response:
@@ -404,4 +341,5 @@ class DeleteController(Controller):
         await self._delete(request, images, image_id, key)
         if representation(request) == "json":
             return Response({"status": "success", "message": "Image deleted successfully."})
-        return Redirect(f"/images/?page={_page_number(page or form.get('page'))}", status_code=303)
+        back = str(page or form.get("page") or "1")
+        return Redirect(f"/images/?page={back if back.isdigit() and len(back) < 9 else 1}", status_code=303)

@@ -29,18 +29,19 @@ from imagehost.errors import (
     StorageFull,
     StorageUnavailable,
 )
+from imagehost.images.formats import BY_NAME
 from imagehost.images.inspection import CONTENT_TYPES, EXTENSIONS
 from imagehost.images.pipeline import ProcessedImage, convert_for_api, process_upload, sizes_below
 from imagehost.images.storage import ImageStore, new_stored_name
-from imagehost.images.tables import Image
+from imagehost.images.tables import LARGEST_IMAGE_ID, Image
 from imagehost.images.workers import WorkerFailed
 from imagehost.logging import action_log
 from imagehost.settings import Settings
 
 MAX_ORIGINAL_NAME = 255
-
 # Runs inside an upload's transaction with the new image's id (albums/service.py links it there).
 Link = Callable[[int], Awaitable[None]]
+
 
 def human_size(size: int) -> str:
     if size % (1024 * 1024) == 0:
@@ -105,6 +106,16 @@ class StoredImage:
     @property
     def content_type(self) -> str:
         return CONTENT_TYPES[self.file_format]
+
+    @property
+    def download_name(self) -> str:
+        """The original name's stem with the real format's extension: `report.html` holding a PNG
+        downloads as `report.png`, so no program opens it as anything but an image."""
+        stem, dot, extension = self.original_name.rpartition(".")
+        image_format = BY_NAME[self.file_format]
+        if dot and stem and extension.lower() in (image_format.extension, *image_format.name_extensions):
+            return self.original_name
+        return f"{stem if dot and stem else self.original_name}.{self.extension}"
 
     @property
     def size_kb(self) -> int:
@@ -376,6 +387,8 @@ class ImageService:
         return looked, made
 
     async def get(self, image_id: int) -> StoredImage:
+        if not 1 <= image_id <= LARGEST_IMAGE_ID:
+            raise ImageNotFound(name=f"#{image_id}")
         row = await Image.select(*_COLUMNS).where(Image.id == image_id).first()
         if row is None:
             raise ImageNotFound(name=f"#{image_id}")
@@ -395,7 +408,7 @@ class ImageService:
 
     async def some(self, image_ids: Iterable[int]) -> list[StoredImage]:
         """The images among these ids that still exist, newest first."""
-        ids = list({int(image_id) for image_id in image_ids})
+        ids = list({int(image_id) for image_id in image_ids if 1 <= int(image_id) <= LARGEST_IMAGE_ID})
         if not ids:
             return []
         rows = await (
@@ -440,6 +453,8 @@ class ImageService:
         return CataloguePage(images=images, page=page, total_pages=total_pages, total_items=total)
 
     async def delete(self, image_id: int, credentials: DeleteCredentials) -> StoredImage:
+        if not 1 <= image_id <= LARGEST_IMAGE_ID:
+            raise ImageNotFound(name=f"#{image_id}")
         row = await Image.select(*_COLUMNS, Image.delete_key_hash).where(Image.id == image_id).first()
         if row is None:
             raise ImageNotFound(name=f"#{image_id}")

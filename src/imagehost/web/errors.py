@@ -28,7 +28,6 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
     errors.CrossSiteRequestRefused: 403,
     errors.ImageNotFound: 404,
     errors.StoredNameRefused: 404,
-    errors.StoredNameRefused: 404,
     errors.PageNotFound: 404,
     errors.StorageUnavailable: 503,
     errors.StorageFull: 507,
@@ -48,6 +47,7 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
     errors.SignInUnavailable: 404,
     errors.TokenExpired: 401,
     errors.TokenSuspended: 401,
+    errors.PersonNotFound: 404,
     errors.InvalidName: 400,
     errors.AlbumNotFound: 404,
     errors.ArticleNotFound: 404,
@@ -68,7 +68,6 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
     errors.EntryTooCompressed: 422,
     errors.EntryTooDeep: 422,
     errors.EntryNameTooLong: 422,
-    errors.PersonNotFound: 404,
 }
 # Where htmx puts an error fragment: every page has one element with this id.
 ERROR_TARGET = "#messages"
