@@ -88,6 +88,7 @@ def test_deleting_an_article_and_an_album_takes_files_and_thumbnails(client, set
     assert run_sql(settings.database_url, "SELECT count(*) FROM images")[0][0] == 0
     assert [path for path in settings.images_dir.rglob("*") if path.is_file() and "staging" not in str(path)] == []
     assert any("album Весна deleted by operator (2 images)" in line for line in app_log())
+    assert sum("deleted by operator (album Весна)" in line for line in app_log()) == 4
 
 
 def test_anonymous_visitors_may_not_delete(client, settings):

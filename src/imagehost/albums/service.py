@@ -226,7 +226,7 @@ class AlbumService:
         report = ArchiveReport(album_name=album, archive_name=archive_name, results=results)
         if mode == "replace" and existing is not None and (report.stored or any(r.image for r in results)):
             kept = {result.image.id for result in results if result.image is not None}
-            report.removed = await self._remove_images(existing.id, keep=kept)
+            report.removed = await self._remove_images(existing.id, self._granted(principal, album), keep=kept)
         self._log_report(report, principal, mode)
         return report
 
@@ -365,7 +365,7 @@ class AlbumService:
         """The album, its articles and its images (files and thumbnails too). Returns how many images."""
         album = await self._album(album_name)
         self._require_manage(album, principal, "delete")
-        removed = await self._remove_images(album.id)
+        removed = await self._remove_images(album.id, self._granted(principal, album.name))
         await Album.delete().where(Album.id == album.id)
         self.log.info(
             f"album {album.name} deleted by {principal.name or 'the operator'} ({removed} images).", action="Success"
@@ -376,7 +376,7 @@ class AlbumService:
         album = await self._album(album_name)
         article_id = await self._article_id(album, article)
         self._require_manage(album, principal, "delete")
-        removed = await self._remove_images(album.id, article_id=article_id)
+        removed = await self._remove_images(album.id, self._granted(principal, album.name), article_id=article_id)
         await Article.delete().where(Article.id == article_id)
         self.log.info(
             f"article {article} of album {album.name} deleted by {principal.name or 'the operator'}"
@@ -390,14 +390,20 @@ class AlbumService:
         if not self.policy.may_manage_album(principal, album.created_by_sub):
             raise AlbumForbidden(name=album.name, action=action, who=principal.name or "anonymous")
 
-    async def _remove_images(self, album_id: int, article_id: int | None = None, keep: set[int] = frozenset()) -> int:
+    @staticmethod
+    def _granted(principal: Principal, album: str) -> str:
+        return f"{principal.name or 'the operator'} (album {album})"
+
+    async def _remove_images(
+        self, album_id: int, granted_by: str, article_id: int | None = None, keep: set[int] = frozenset()
+    ) -> int:
         """Each image through ImageService's crash-safe delete (marker, row, files); the policy was
         asked by the caller. Articles left empty go too."""
         query = AlbumImage.select(AlbumImage.image).where(AlbumImage.album == album_id)
         if article_id is not None:
             query = query.where(AlbumImage.article == article_id)
         ids = [row["image"] for row in await query if row["image"] not in keep]
-        credentials = DeleteCredentials(operator=True)
+        credentials = DeleteCredentials(granted_by=granted_by)
         removed = 0
         for image_id in ids:
             try:

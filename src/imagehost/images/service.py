@@ -169,6 +169,9 @@ class DeleteCredentials:
     keys: tuple[str, ...] = ()
     operator: bool = False
     principal: Principal = ANONYMOUS
+    # Set when a rule outside this service allowed the delete (albums: an admin or the album's
+    # creator removes its images); the log names this instead of the operator.
+    granted_by: str = ""
 
 
 _COLUMNS = (
@@ -461,7 +464,10 @@ class ImageService:
         image = StoredImage.from_row(row)
         has_key = any(hmac.compare_digest(hash_key(key), row["delete_key_hash"]) for key in credentials.keys if key)
         principal = credentials.principal
-        if not self.policy.may_delete(principal, image.uploader_sub, has_key=has_key, operator=credentials.operator):
+        allowed = credentials.granted_by or self.policy.may_delete(
+            principal, image.uploader_sub, has_key=has_key, operator=credentials.operator
+        )
+        if not allowed:
             raise DeleteForbidden(name=image.stored_name, who=principal.name or "anonymous")
         # The marker first, then the row, then the files: never a row whose link is dead, and a crash
         # between the steps is settled by finish_interrupted (storage.py).
@@ -484,7 +490,9 @@ class ImageService:
         except OSError as error:  # the row is gone; the files go when the marker is next settled
             await anyio.to_thread.run_sync(files.leave)
             self.log.error(f"files of deleted image {image.stored_name} not removed: {error}.", action="Storage")
-        if credentials.operator:
+        if credentials.granted_by:
+            who = credentials.granted_by
+        elif credentials.operator:
             who = "the operator"
         elif principal.signed_in:
             who = principal.name
