@@ -103,7 +103,7 @@ REBUILD_TOTALS = [
 def fill(database_url: str, rows: int) -> None:
     """Insert `rows` rows in one statement, with the per-row triggers off and their totals rebuilt
     after (as a bulk import would do)."""
-    run_sql(database_url, "TRUNCATE images RESTART IDENTITY")
+    run_sql(database_url, "TRUNCATE images RESTART IDENTITY CASCADE")
     run_sql(database_url, "ALTER TABLE images DISABLE TRIGGER images_count")
     run_sql(database_url, "ALTER TABLE images DISABLE TRIGGER images_statistics")
     run_sql(database_url, FILL, rows)
@@ -166,7 +166,7 @@ def bench_catalogue(database_url: str, workdir: Path) -> None:
     SUMMARY.append(
         Row("statistics page (JSON), 1M rows", f"{large:.0f} ms (1k rows: {small:.0f} ms)", "< 1000 ms", large < 1000)
     )
-    run_sql(database_url, "TRUNCATE images RESTART IDENTITY")
+    run_sql(database_url, "TRUNCATE images RESTART IDENTITY CASCADE")
 
 
 # --- uploads through a live app -------------------------------------------------------------------
@@ -194,7 +194,7 @@ def fresh_app(database_url: str, workdir: Path, **settings: str):
 
 
 def truncate_images(database_url: str) -> None:
-    run_sql(database_url, "TRUNCATE images RESTART IDENTITY")  # a trigger resets image_totals
+    run_sql(database_url, "TRUNCATE images RESTART IDENTITY CASCADE")  # a trigger resets image_totals
 
 
 def upload(app: LiveApp, case: UploadCase, count: int, concurrency: int) -> UploadRun:
@@ -377,7 +377,7 @@ def bench_backup_restore(database_url: str, workdir: Path, count: int = BACKUP_B
         names.append(name)
         sizes.append(len(content))
         hashes.append(hashlib.sha256(content).hexdigest())
-    run_sql(database_url, "TRUNCATE images RESTART IDENTITY")
+    run_sql(database_url, "TRUNCATE images RESTART IDENTITY CASCADE")
     run_sql(database_url, FILL_FROM_ARRAYS, names, sizes, hashes)
     print(f"  made {2 * count:,} files and {count:,} rows in {time.perf_counter() - started:.1f} s")
 
@@ -391,7 +391,7 @@ def bench_backup_restore(database_url: str, workdir: Path, count: int = BACKUP_B
 
     # The disaster: the files and the rows are gone.
     shutil.rmtree(settings.images_dir)
-    run_sql(database_url, "TRUNCATE images RESTART IDENTITY")
+    run_sql(database_url, "TRUNCATE images RESTART IDENTITY CASCADE")
     started = time.perf_counter()
     report = asyncio.run(restore_backup(settings, made.path))
     restore_seconds = time.perf_counter() - started
@@ -401,7 +401,7 @@ def bench_backup_restore(database_url: str, workdir: Path, count: int = BACKUP_B
     SUMMARY.append(
         Row("restore of it into an empty installation", f"{restore_seconds:.1f} s", "verified", not report.problems)
     )
-    run_sql(database_url, "TRUNCATE images RESTART IDENTITY")
+    run_sql(database_url, "TRUNCATE images RESTART IDENTITY CASCADE")
     for folder in (settings.images_dir, settings.backup_dir):  # logs stay: app.log is still open
         shutil.rmtree(folder)
 
