@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -46,10 +47,19 @@ def main() -> int:
         "--log-config",
         str(PROJECT_ROOT / "deploy" / "uvicorn-logging.json"),
     ]
+    server = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT)
+
+    def stop(signal_number: int, _frame: object) -> None:
+        # A `kill` of this process (not only Ctrl-C, which reaches the whole group) stops uvicorn
+        # first, then returns normally so that the local PostgreSQL is stopped too (atexit).
+        server.send_signal(signal_number)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
     try:
-        return subprocess.call(command, env=env, cwd=PROJECT_ROOT)
+        return server.wait()
     except KeyboardInterrupt:
-        return 0
+        return server.wait()
 
 
 if __name__ == "__main__":
