@@ -1,0 +1,294 @@
+"""HTTP for exports. Thin: read the parameters (JSON body or query string), ask ExportService for
+the rows, pick a layout (sheets.py) and a writer (delivery.py), answer as a download."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+from litestar import Controller, Request, get, post
+from litestar.openapi.spec import Schema
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.response import Stream
+
+from imagehost.accounts.identity import principal_of_request
+from imagehost.api.openapi import binary, form_body
+from imagehost.errors import InvalidParameter
+from imagehost.exports import sheets
+from imagehost.exports.csv_writer import csv_bytes
+from imagehost.exports.delivery import (
+    cells_as_text,
+    header_widths,
+    stream_and_remove,
+    write_xlsx,
+    zip_bytes,
+)
+from imagehost.exports.service import CatalogueQuery, ExportService, LinkSheetQuery
+from imagehost.exports.xlsx_writer import SheetWriter
+from imagehost.exports.zip_names import FolderNames, safe_component
+from imagehost.images.controllers import content_disposition
+from imagehost.images.links import Links
+from imagehost.images.service import ImageService
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV = "text/csv; charset=utf-8"
+ZIP = "application/zip"
+ERRORS = (400, 401, 403, 404, 422, 503)
+
+_TEXT = Schema(type=OpenAPIType.STRING)
+LinkSheetBody = form_body(
+    required=("album_name",),
+    media_types=("application/json",),
+    album_name=_TEXT,
+    article_name=Schema(type=OpenAPIType.STRING, description="One article; all when left out"),
+    export_type=Schema(type=OpenAPIType.STRING, enum=["in_row", "in_cell"], description="Default in_row"),
+    separator=Schema(type=OpenAPIType.STRING, description='in_cell: between links, default ", "; "\\n" for lines'),
+    delimiter=Schema(type=OpenAPIType.STRING, enum=[",", ";"], description="CSV only; default ,"),
+)
+
+
+def gettext_of(request: Request) -> sheets.Gettext:
+    translator = request.app.state.translator
+    translator.use(translator.negotiate(request))
+    return translator.gettext
+
+
+async def body_values(request: Request) -> Mapping[str, object]:
+    """PicHosting's clients send JSON; a form or an empty body reads as the query string."""
+    if "json" in request.headers.get("content-type", ""):
+        try:
+            values = await request.json()
+        except ValueError:
+            values = None
+        if not isinstance(values, dict):
+            raise InvalidParameter(field="body", reason="a JSON object")
+        return values
+    form = await request.form()
+    return {**query_values(request), **{key: value for key, value in form.items() if isinstance(value, str)}}
+
+
+def query_values(request: Request) -> dict[str, object]:
+    return {key: value for key, value in request.query_params.items()}
+
+
+def link_sheet_name(sheet_album: str, article: str | None, extension: str) -> str:
+    return f"links_{sheet_album}{f'_{article}' if article else ''}.{extension}"
+
+
+async def counted(rows: AsyncIterator[Any], tally: list[int]) -> AsyncIterator[Any]:
+    async for row in rows:
+        tally[0] += 1
+        yield row
+
+
+async def logged_after(
+    chunks: AsyncIterator[bytes], log: Any, what: str, principal: Any, tally: list[int]
+) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        yield chunk
+    log(what, principal, tally[0])
+
+
+class LinkSheetController(Controller):
+    """PicHosting's link sheets: one row per article, its images' direct links in photo order."""
+
+    path = "/api"
+
+    async def _xlsx(self, request: Request, exports: ExportService, images: ImageService, values: Any) -> Stream:
+        query = LinkSheetQuery.parse(values)
+        principal = principal_of_request(request)
+        sheet = await exports.link_sheet(query, principal)
+        header = sheets.link_sheet_header(sheet, query.export_type, gettext_of(request))
+        in_cell = query.export_type == "in_cell"
+        widths = [24, 100] if in_cell else [24, *[60] * (len(header) - 1)]
+        rows = sheets.link_sheet_rows(sheet, query.export_type, query.separator, Links(request, images))
+        path, count = await write_xlsx(
+            rows,
+            lambda target: SheetWriter(
+                target,
+                header[1] if in_cell else header[0],
+                header,
+                header_widths(header, widths),
+                (1,) if in_cell else (),
+            ),
+        )
+        exports.log_export(f"xlsx links of {sheet.album}", principal, count, f" ({query.export_type})")
+        return Stream(
+            stream_and_remove(path),
+            media_type=XLSX,
+            headers={"Content-Disposition": content_disposition(link_sheet_name(sheet.album, sheet.article, "xlsx"))},
+        )
+
+    async def _csv(self, request: Request, exports: ExportService, images: ImageService, values: Any) -> Stream:
+        query = LinkSheetQuery.parse(values)
+        principal = principal_of_request(request)
+        sheet = await exports.link_sheet(query, principal)
+        header = sheets.link_sheet_header(sheet, query.export_type, gettext_of(request))
+        tally = [0]
+        rows = cells_as_text(
+            sheets.link_sheet_rows(sheet, query.export_type, query.separator, Links(request, images)), tally
+        )
+        return Stream(
+            logged_after(
+                csv_bytes(header, rows, query.delimiter),
+                exports.log_export,
+                f"csv links of {sheet.album} ({query.export_type})",
+                principal,
+                tally,
+            ),
+            media_type=CSV,
+            headers={"Content-Disposition": content_disposition(link_sheet_name(sheet.album, sheet.article, "csv"))},
+        )
+
+    @post(
+        "/export-xlsx",
+        status_code=200,
+        operation_class=LinkSheetBody,
+        responses=binary(200, XLSX, "The link sheet", *ERRORS),
+    )
+    async def post_xlsx(self, request: Request, exports: ExportService, images: ImageService) -> Stream:
+        return await self._xlsx(request, exports, images, await body_values(request))
+
+    @get("/export-xlsx", responses=binary(200, XLSX, "The link sheet", *ERRORS))
+    async def get_xlsx(
+        self,
+        request: Request,
+        exports: ExportService,
+        images: ImageService,
+        album_name: str | None = None,
+        article_name: str | None = None,
+        export_type: str | None = None,
+        separator: str | None = None,
+    ) -> Stream:
+        """album_name, article_name (one article), export_type in_row | in_cell, separator (in_cell)."""
+        return await self._xlsx(request, exports, images, query_values(request))
+
+    @post(
+        "/export-csv",
+        status_code=200,
+        operation_class=LinkSheetBody,
+        responses=binary(200, CSV, "The link sheet", *ERRORS),
+    )
+    async def post_csv(self, request: Request, exports: ExportService, images: ImageService) -> Stream:
+        return await self._csv(request, exports, images, await body_values(request))
+
+    @get("/export-csv", responses=binary(200, CSV, "The link sheet", *ERRORS))
+    async def get_csv(
+        self,
+        request: Request,
+        exports: ExportService,
+        images: ImageService,
+        album_name: str | None = None,
+        article_name: str | None = None,
+        export_type: str | None = None,
+        separator: str | None = None,
+        delimiter: str | None = None,
+    ) -> Stream:
+        """UTF-8 with a BOM; delimiter `,` (default) or `;` for Russian-locale Excel."""
+        return await self._csv(request, exports, images, query_values(request))
+
+
+class CatalogueExportController(Controller):
+    """The catalogue as a spreadsheet, one row per image (not under /images/: nginx keeps that for files)."""
+
+    path = "/export"
+
+    def _rows(self, request: Request, exports: ExportService, images: ImageService) -> tuple[Any, ...]:
+        values = query_values(request)
+        principal = principal_of_request(request)
+        available = sheets.catalogue_columns(images.settings.thumbnail_sizes)
+        wanted = values.get("columns")
+        columns = sheets.chosen_columns(
+            available, wanted if isinstance(wanted, str) else None, exports.policy.sees_uploaders(principal)
+        )
+        gettext = gettext_of(request)
+        header = [gettext(column.label).format(size=column.name.removeprefix("thumbnail_")) for column in columns]
+        return CatalogueQuery.parse(values), principal, columns, header
+
+    @get("/images.csv", responses=binary(200, CSV, "One row per image", *ERRORS))
+    async def images_csv(
+        self,
+        request: Request,
+        exports: ExportService,
+        images: ImageService,
+        album_name: str | None = None,
+        article_name: str | None = None,
+        uploader: str | None = None,
+        format: str | None = None,
+        columns: str | None = None,
+    ) -> Stream:
+        """Filters album_name, article_name, uploader (admins), format, from, to (ISO 8601); columns=."""
+        query, principal, chosen, header = self._rows(request, exports, images)
+        found = await exports.catalogue(query, principal)
+        tally = [0]
+        rows = cells_as_text(sheets.catalogue_rows(found, chosen, Links(request, images)), tally)
+        delimiter = request.query_params.get("delimiter") or ","
+        if delimiter not in (",", ";"):
+            raise InvalidParameter(field="delimiter", reason="`,` or `;`")
+        return Stream(
+            logged_after(csv_bytes(header, rows, delimiter), exports.log_export, "csv catalogue", principal, tally),
+            media_type=CSV,
+            headers={"Content-Disposition": content_disposition("images.csv")},
+        )
+
+    @get("/images.xlsx", responses=binary(200, XLSX, "One row per image", *ERRORS))
+    async def images_xlsx(
+        self,
+        request: Request,
+        exports: ExportService,
+        images: ImageService,
+        album_name: str | None = None,
+        article_name: str | None = None,
+        uploader: str | None = None,
+        format: str | None = None,
+        columns: str | None = None,
+    ) -> Stream:
+        """Frozen header, column widths, clickable links (65,530 a sheet), a new sheet past 1,048,576 rows."""
+        query, principal, chosen, header = self._rows(request, exports, images)
+        found = await exports.catalogue(query, principal)
+        title = gettext_of(request)("Images")
+        path, count = await write_xlsx(
+            sheets.catalogue_rows(found, chosen, Links(request, images)),
+            lambda target: SheetWriter(target, title, header, header_widths(header, [c.width for c in chosen])),
+        )
+        exports.log_export("xlsx catalogue", principal, count)
+        return Stream(
+            stream_and_remove(path),
+            media_type=XLSX,
+            headers={"Content-Disposition": content_disposition("images.xlsx")},
+        )
+
+
+class AlbumDownloadController(Controller):
+    """An album (or one article) as one ZIP: `<article>/<original name>`, the stored bytes."""
+
+    path = "/download/album"
+
+    @get(["/{album:str}", "/{album:str}/{article:str}"], responses=binary(200, ZIP, "The album's images", *ERRORS))
+    async def album_zip(
+        self, request: Request, exports: ExportService, images: ImageService, album: str, article: str | None = None
+    ) -> Stream:
+        principal = principal_of_request(request)
+        name, articles = await exports.album_images(album, article, principal)
+        tally = [0]
+
+        async def members() -> AsyncIterator[tuple[str, Path, datetime]]:
+            async for found in articles:
+                folder = safe_component(found.code, "article")
+                names = FolderNames()
+                for position, image in enumerate(found.images, 1):
+                    path = await anyio.to_thread.run_sync(images.store.existing_path, image.stored_name)
+                    if path is None:  # deleted while the archive goes out
+                        continue
+                    member = names.unique(safe_component(image.download_name, f"{position}.{image.extension}"))
+                    tally[0] += 1
+                    yield f"{folder}/{member}", path, image.uploaded_at
+
+        return Stream(
+            logged_after(zip_bytes(members()), exports.log_export, f"zip of album {name}", principal, tally),
+            media_type=ZIP,
+            headers={"Content-Disposition": content_disposition(f"{name}.zip")},
+        )
