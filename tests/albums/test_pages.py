@@ -104,3 +104,25 @@ def test_an_admin_deletes_an_article_then_the_album(client, settings):
     assert gone.status_code == 303 and gone.headers["location"] == "/albums"
     assert run_sql(settings.database_url, "SELECT count(*) FROM images")[0][0] == 1
     assert client.get(f"/albums/{album}", headers=JSON).status_code == 404
+
+
+def test_the_catalogue_filters_by_album_and_article(client):
+    shop(client)
+    single = client.post("/upload", files={"file": ("loose.png", photo(7), "image/png")}, headers=JSON)
+    assert single.status_code == 201
+    everything = client.get("/images-list", headers=JSON).json()
+    assert everything["pagination"]["total_items"] == 5
+    album = client.get(f"/images/?album_name={quote('Весна')}", headers=JSON).json()
+    assert album["pagination"]["total_items"] == 3
+    assert {item["original_name"] for item in album["data"]} == {"a.png", "b.png", "c.png"}
+    article = client.get(f"/images-list?album_name={quote('Весна')}&article_name=SKU1", headers=JSON).json()
+    assert {item["original_name"] for item in article["data"]} == {"a.png", "b.png"}
+    odd = client.get(f"/images/?album_name={quote(ODD)}", headers=JSON).json()
+    assert [item["original_name"] for item in odd["data"]] == ["y.png"]
+    assert client.get("/images/?album_name=nope", headers=JSON).json()["pagination"]["total_items"] == 0
+
+    html = client.get(f"/images/?album_name={quote(ODD)}&article_name=x", headers=HTML).text
+    assert "Images of the article x in the album Лето &lt;b&gt;" in html
+    assert f'href="/albums/{quote(ODD, safe="")}/x"' in html
+    # the table's own reload (after a delete) and its pager keep the filter
+    assert f"&amp;album_name={quote(ODD, safe='')}&amp;article_name=x" in html
