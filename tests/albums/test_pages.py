@@ -126,3 +126,13 @@ def test_the_catalogue_filters_by_album_and_article(client):
     assert f'href="/albums/{quote(ODD, safe="")}/x"' in html
     # the table's own reload (after a delete) and its pager keep the filter
     assert f"&amp;album_name={quote(ODD, safe='')}&amp;article_name=x" in html
+
+
+def test_the_pages_speak_russian(client):
+    shop(client)
+    russian = {**HTML, "Accept-Language": "ru", **ADMIN}
+    grid = client.get("/albums", headers=russian).text
+    assert "Альбомы" in grid and "Найти альбом" in grid and "Артикулов: 2 · Изображений: 3" in grid
+    gallery = client.get(f"/albums/{quote('Весна', safe='')}/SKU1", headers=russian).text
+    assert "Удалить артикул SKU1 вместе со всеми изображениями (2)?" in gallery
+    assert "Навигационная цепочка" in gallery
