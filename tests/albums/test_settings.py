@@ -39,3 +39,11 @@ def test_from_the_environment():
 def test_nonsense_is_refused(name, value):
     with pytest.raises(SettingsError):
         Settings.from_env({name: value})
+
+
+def test_zip_wait_seconds():
+    assert Settings.from_env({}).zip_wait_seconds == 50.0
+    assert Settings.from_env({"ZIP_WAIT_SECONDS": "0"}).zip_wait_seconds == 0.0
+    assert Settings.from_env({"ZIP_WAIT_SECONDS": "5"}).zip_wait_seconds == 5.0
+    with pytest.raises(SettingsError):
+        Settings.from_env({"ZIP_WAIT_SECONDS": "-1"})

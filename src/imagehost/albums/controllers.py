@@ -14,7 +14,7 @@ from litestar.openapi.spec.enums import OpenAPIType
 from litestar.openapi.spec.media_type import OpenAPIMediaType
 
 from imagehost.accounts.identity import principal_of_request
-from imagehost.albums.service import AlbumFile, AlbumService, ArchiveReport, EntryResult, Note
+from imagehost.albums.service import AlbumFile, AlbumService, ArchiveReport, EntryResult, JobReport, Note, StartedJob
 from imagehost.api.openapi import DeleteAnswer, ErrorAnswer, answers
 from imagehost.errors import N_, ImageHostError
 from imagehost.images.links import Links
@@ -25,6 +25,8 @@ NOTHING_NEW = N_("Nothing new was stored: every file was already there or skippe
 ALL_REFUSED = N_("Nothing was stored: every file in the archive was refused.")
 ALBUM_DELETED = N_("The album {name} was deleted with its {count} images.")
 ARTICLE_DELETED = N_("The article {article} of the album {album} was deleted with its {count} images.")
+JOB_ACCEPTED = N_("The archive is being unpacked: follow its progress at job_url.")
+JOB_RUNNING = N_("{done} of {total} entries done so far.")
 
 
 # --- The shapes, for the OpenAPI description -------------------------------------------------------
@@ -52,6 +54,26 @@ class ArchiveAnswer:
     refused: int
     skipped: int
     results: list[EntryAnswer]
+
+
+@dataclass
+class JobAcceptedAnswer:
+    status: Literal["accepted"]
+    message: str
+    job_id: str
+    job_url: str
+
+
+@dataclass
+class JobAnswer(ArchiveAnswer):
+    """`status` is "accepted" while the job runs, "error" when it failed (`error` says why)."""
+
+    job_id: str = ""
+    state: Literal["queued", "running", "done", "failed"] = "queued"
+    archive_name: str = ""
+    total: int = 0
+    done: int = 0
+    error: str | None = None
 
 
 @dataclass
@@ -143,25 +165,71 @@ def entry_json(request: Request, result: EntryResult, links: Links) -> dict[str,
     }
 
 
-def report_response(request: Request, report: ArchiveReport, links: Links) -> Response:
+def report_outcome(report: ArchiveReport) -> tuple[int, str, str]:
+    """The status code, status and message of a finished archive's report."""
     if report.stored:
-        status_code, status, message = 201, "success", FILES_UPLOADED
-    elif report.skipped:
-        status_code, status, message = 200, "success", NOTHING_NEW
-    else:
-        status_code, status, message = 422, "error", ALL_REFUSED
+        return 201, "success", FILES_UPLOADED
+    if report.skipped:
+        return 200, "success", NOTHING_NEW
+    return 422, "error", ALL_REFUSED
+
+
+def report_json(request: Request, report: ArchiveReport, links: Links, status: str, message: str) -> dict[str, Any]:
+    return {
+        "status": status,
+        "message": message,
+        "album_name": report.album_name,
+        "stored": report.stored,
+        "refused": report.refused,
+        "skipped": report.skipped,
+        "results": [entry_json(request, result, links) for result in report.results],
+    }
+
+
+def report_response(request: Request, report: ArchiveReport, links: Links) -> Response:
+    status_code, status, message = report_outcome(report)
+    return Response(report_json(request, report, links, status, say(request, message)), status_code=status_code)
+
+
+def job_url(request: Request, job_id: str) -> str:
+    return f"{Links(request, request.app.state.image_service).site}/api/jobs/{job_id}"
+
+
+def submitted_response(request: Request, outcome: ArchiveReport | StartedJob, links: Links) -> Response:
+    """The report when the job ended in time, else 202 with the job's URL."""
+    if isinstance(outcome, ArchiveReport):
+        return report_response(request, outcome, links)
     return Response(
         {
-            "status": status,
-            "message": say(request, message),
-            "album_name": report.album_name,
-            "stored": report.stored,
-            "refused": report.refused,
-            "skipped": report.skipped,
-            "results": [entry_json(request, result, links) for result in report.results],
+            "status": "accepted",
+            "message": say(request, JOB_ACCEPTED),
+            "job_id": outcome.job_id,
+            "job_url": job_url(request, outcome.job_id),
         },
-        status_code=status_code,
+        status_code=202,
     )
+
+
+def job_json(request: Request, job_id: str, found: JobReport, links: Links) -> dict[str, Any]:
+    job, report = found.job, found.report
+    error = None
+    if job.state == "done":
+        _code, status, template = report_outcome(report)
+        message = say(request, template)
+    elif job.state == "failed":
+        status = "error"
+        message = error = say(request, job.error_template or ImageHostError.template, **(job.error_params or {}))
+    else:
+        status, message = "accepted", say(request, JOB_RUNNING, done=found.done, total=job.total)
+    return {
+        **report_json(request, report, links, status, message),
+        "job_id": job_id,
+        "state": job.state,
+        "archive_name": job.archive_name,
+        "total": job.total,
+        "done": found.done,
+        "error": error,
+    }
 
 
 def file_json(found: AlbumFile, links: Links) -> dict[str, Any]:
@@ -205,12 +273,17 @@ class ArchiveUploadController(Controller):
             {
                 **answers(201, ArchiveAnswer, "At least one entry stored", *ARCHIVE_ERRORS),
                 200: ResponseSpec(data_container=ArchiveAnswer, description="Nothing new: duplicates or skipped"),
+                202: ResponseSpec(
+                    data_container=JobAcceptedAnswer,
+                    description="Still unpacking after ZIP_WAIT_SECONDS: follow job_url (GET /api/jobs/<id>)",
+                ),
             }
         ),
     )
     async def upload_archive(self, request: Request, albums: AlbumService, images: ImageService) -> Response:
         """A ZIP of folders: album, then article folders (or `SKU_1.jpg` names), images inside.
-        Answers when every entry is done (201, 200, or 422 when every entry was refused)."""
+        Answers when every entry is done (201, 200, or 422 when every entry was refused), or 202
+        with the job's URL when that takes longer than ZIP_WAIT_SECONDS."""
         form = await request.form()
         field = form.get("zipfile")
         if not isinstance(field, UploadFile):
@@ -218,7 +291,7 @@ class ArchiveUploadController(Controller):
         album_name = form.get("album_name")
         mode = form.get("mode")
         try:
-            report = await albums.upload_archive(
+            outcome = await albums.submit_archive(
                 field.file if isinstance(field, UploadFile) else None,
                 field.filename if isinstance(field, UploadFile) else "",
                 principal_of_request(request),
@@ -228,7 +301,7 @@ class ArchiveUploadController(Controller):
         finally:
             if isinstance(field, UploadFile):
                 await field.close()
-        return report_response(request, report, Links(request, images))
+        return submitted_response(request, outcome, Links(request, images))
 
 
 class AlbumController(Controller):
@@ -279,6 +352,13 @@ class AlbumController(Controller):
     )
     async def count_article(self, request: Request, albums: AlbumService, album: str, article: str) -> dict[str, int]:
         return {"count": await albums.count_article(album, article, principal_of_request(request))}
+
+    @get("/jobs/{job_id:str}", responses=answers(200, JobAnswer, "The job's state and report so far", 404, 503))
+    async def job(self, request: Request, albums: AlbumService, images: ImageService, job_id: str) -> Response:
+        """A ZIP upload's job: its starter (or, for an anonymous upload, whoever holds its id) and
+        admins see it; to anyone else it does not exist (404)."""
+        found = await albums.read_job(job_id, principal_of_request(request))
+        return Response(job_json(request, job_id, found, Links(request, images)))
 
     @delete(
         "/delete-album/{album:str}",

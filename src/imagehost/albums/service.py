@@ -8,6 +8,7 @@ that upload's own transaction, so a crash leaves only whole images, each with it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal
@@ -16,6 +17,7 @@ import anyio.to_thread
 
 from imagehost.accounts.principal import Principal
 from imagehost.albums.archive import Archive, ArchiveLimits, open_archive
+from imagehost.albums.jobs import JobBook, JobRow, new_job_id
 from imagehost.albums.mapping import map_files
 from imagehost.albums.names import catalogue_name, natural_key
 from imagehost.albums.tables import Album, AlbumImage, Article
@@ -27,6 +29,7 @@ from imagehost.errors import (
     ArticleNotFound,
     ImageHostError,
     InvalidParameter,
+    JobInterrupted,
     NoArchiveGiven,
 )
 from imagehost.images.service import DeleteCredentials, ImageService, IncomingFile, StoredImage
@@ -81,6 +84,50 @@ class ArchiveReport:
 
 
 @dataclass(frozen=True)
+class StartedJob:
+    """A ZIP's job that goes on after the answer: its id is the uploader's to follow it by."""
+
+    job_id: str
+
+
+@dataclass
+class JobReport:
+    """A job as its URL shows it: its state and the report of the entries done so far."""
+
+    job: JobRow
+    report: ArchiveReport
+
+    @property
+    def done(self) -> int:
+        return len(self.report.results)
+
+
+class JobProgress:
+    """Writes each entry's result to the job as the entry finishes."""
+
+    def __init__(self, book: JobBook, job_id: str) -> None:
+        self.book = book
+        self.job_id = job_id
+
+    async def entry_done(self, number: int, result: EntryResult) -> None:
+        await self.book.record(self.job_id, number, result)
+
+    def linked(self, number: int, result: EntryResult, link: Any) -> Any:
+        """The album link, and the entry's job row in the same transaction as the image's row."""
+
+        async def link_and_record(image_id: int) -> None:
+            await link(image_id)
+            await self.book.record(
+                self.job_id,
+                number,
+                EntryResult(result.entry, "stored", result.album_name, result.article_number),
+                image_id=image_id,
+            )
+
+        return link_and_record
+
+
+@dataclass(frozen=True)
 class AlbumFile:
     """An image as PicHosting's API lists it: with its album and article."""
 
@@ -109,12 +156,22 @@ _ALBUM_FILES = _SELECT_FILES + " WHERE ai.album = {} ORDER BY ai.image DESC"
 _ARTICLE_FILES = _SELECT_FILES + " WHERE ai.article = {} ORDER BY ai.image DESC"
 
 
+@dataclass(frozen=True)
+class _Checked:
+    name: str
+    files: list[Any]
+    mapping: Any
+    existing: FoundAlbum | None
+
+
 class AlbumService:
     def __init__(self, images: ImageService) -> None:
         self.images = images
         self.settings = images.settings
         self.policy = images.policy
         self.log = action_log()
+        self.jobs = JobBook(images.store.staging)
+        self._running: set[asyncio.Task[ArchiveReport]] = set()
 
     # --- ZIP batch upload --------------------------------------------------------------------------
 
@@ -145,9 +202,116 @@ class AlbumService:
         finally:
             await anyio.to_thread.run_sync(archive.close)
 
-    async def _store_archive(
-        self, archive: Archive, archive_name: str, principal: Principal, album_name: str | None, mode: str
+    async def submit_archive(
+        self,
+        source: BinaryIO | None,
+        archive_name: str,
+        principal: Principal,
+        album_name: str | None = None,
+        mode: str | None = None,
+        wait: float | None = None,
+    ) -> ArchiveReport | StartedJob:
+        """upload_archive as a job: archive-level refusals raise here, before the job exists; the
+        job then runs in the background of this process from a copy of the archive (the request's
+        file goes with the request). Its report when it ends within `wait` seconds (ZIP_WAIT_SECONDS),
+        else the job's id; GET /api/jobs/<id> (read_job) shows it."""
+        self.policy.require_upload(principal)
+        mode = (mode or "merge").strip().lower()
+        if mode not in MODES:
+            raise InvalidParameter(field="mode", reason="merge or replace")
+        if source is None:
+            raise NoArchiveGiven()
+        limits = ArchiveLimits.from_settings(self.settings)
+        archive = await anyio.to_thread.run_sync(open_archive, source, archive_name, limits)
+        try:
+            album = (await self._check_album(archive, archive_name, principal, album_name, mode)).name
+            total = len(archive.entries)
+        finally:
+            await anyio.to_thread.run_sync(archive.close)
+        job_id = new_job_id()
+        await self.jobs.create(job_id, principal, archive_name, album, mode, total)
+        try:
+            spooled = await anyio.to_thread.run_sync(self.jobs.spool, job_id, source)
+        except OSError as error:
+            await self.jobs.fail(job_id, JobInterrupted())
+            raise InvalidParameter(field="zipfile", reason=f"cannot keep the archive: {error}") from None
+        task = asyncio.create_task(self._run_job(job_id, spooled, archive_name, principal, album_name, mode))
+        self._running.add(task)
+        task.add_done_callback(self._job_ended)
+        wait = self.settings.zip_wait_seconds if wait is None else wait
+        done, _pending = await asyncio.wait({task}, timeout=wait) if wait > 0 else (set(), None)
+        if task in done:
+            return task.result()
+        return StartedJob(job_id)
+
+    def _job_ended(self, task: asyncio.Task[ArchiveReport]) -> None:
+        self._running.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved here: the job's row says how it failed
+
+    async def _run_job(
+        self, job_id: str, spooled: Any, archive_name: str, principal: Principal, album_name: str | None, mode: str
     ) -> ArchiveReport:
+        heartbeat = asyncio.create_task(self.jobs.keep_alive(job_id))
+        source = None
+        archive = None
+        try:
+            await self.jobs.started(job_id)
+            source = await anyio.to_thread.run_sync(spooled.open, "rb")
+            limits = ArchiveLimits.from_settings(self.settings)
+            archive = await anyio.to_thread.run_sync(open_archive, source, archive_name, limits)
+            report = await self._store_archive(
+                archive, archive_name, principal, album_name, mode, progress=JobProgress(self.jobs, job_id)
+            )
+            await self.jobs.finish(job_id)
+            return report
+        except BaseException as error:
+            failure = error if isinstance(error, ImageHostError) else JobInterrupted()
+            try:
+                await asyncio.shield(self.jobs.fail(job_id, failure))
+            except Exception as lost:  # the next start marks it failed
+                self.log.error(f"upload job of {archive_name} failed and cannot say so: {lost}.", action="Database")
+            raise
+        finally:
+            heartbeat.cancel()
+            if archive is not None:
+                await anyio.to_thread.run_sync(archive.close)
+            if source is not None:
+                source.close()
+            await anyio.to_thread.run_sync(self.jobs.remove_spool, spooled)
+
+    async def stop_jobs(self) -> None:
+        """At shutdown: the jobs still running are cut and marked failed (their stored images stay)."""
+        for task in list(self._running):
+            task.cancel()
+        for task in list(self._running):
+            with contextlib.suppress(Exception, asyncio.CancelledError):  # each job's row records its end
+                await task
+
+    async def finish_interrupted(self) -> int:
+        return await self.jobs.finish_interrupted()
+
+    async def read_job(self, job_id: str, principal: Principal) -> JobReport:
+        job, entries = await self.jobs.read(job_id, principal)
+        results = [
+            EntryResult(
+                entry=row.entry,
+                status=row.status,  # type: ignore[arg-type]
+                album_name=row.album_name,
+                article_number=row.article_number,
+                image=StoredImage.from_row(row.image_row) if row.image_row else None,
+                delete_key=row.delete_key,
+                reason=Note(row.reason_template, row.reason_params) if row.reason_template else None,
+            )
+            for row in entries
+        ]
+        return JobReport(job=job, report=ArchiveReport(job.album_name, job.archive_name, results))
+
+    async def _check_album(
+        self, archive: Archive, archive_name: str, principal: Principal, album_name: str | None, mode: str
+    ) -> Any:
+        """The archive's album by the mapping rule, and whether this principal may add to (or
+        replace) it. Returns the mapping and the existing album (None for a new one)."""
         files = [entry for entry in archive.entries if entry.verdict == "file"]
         mapping = map_files([entry.parts for entry in files], archive_name, album_name)
         album = mapping.album
@@ -160,6 +324,19 @@ class AlbumService:
             and not self.policy.may_manage_album(principal, existing.created_by_sub)
         ):
             raise AlbumForbidden(name=album, action="replace", who=principal.name or "anonymous")
+        return _Checked(album, files, mapping, existing)
+
+    async def _store_archive(
+        self,
+        archive: Archive,
+        archive_name: str,
+        principal: Principal,
+        album_name: str | None,
+        mode: str,
+        progress: JobProgress | None = None,
+    ) -> ArchiveReport:
+        checked = await self._check_album(archive, archive_name, principal, album_name, mode)
+        album, files, mapping, existing = checked.name, checked.files, checked.mapping, checked.existing
         placements = dict(zip(map(id, files), mapping.placements, strict=True))
         job: dict[str, int | None] = {"album_id": existing.id if existing else None}
         first_position = await self._next_positions(existing)
@@ -168,13 +345,22 @@ class AlbumService:
         # At most this many entries are in memory (read, waiting for a worker, or in one) at once.
         in_flight = asyncio.Semaphore(max(2, self.settings.worker_processes))
 
-        async def store(result: EntryResult, content: bytes, article: str, position: int, digest: str) -> None:
+        async def finished(number: int, result: EntryResult) -> None:
+            if progress is not None:
+                await progress.entry_done(number, result)
+
+        async def store(
+            number: int, result: EntryResult, content: bytes, article: str, position: int, digest: str
+        ) -> None:
+            link = self._linker(album, principal, article, position, digest, job)
+            if progress is not None:
+                link = progress.linked(number, result, link)
             try:
                 async with self.images.intake:
                     uploaded = await self.images.upload(
                         IncomingFile(original_name=result.entry.replace("\\", "/").rsplit("/", 1)[-1], content=content),
                         principal,
-                        link=self._linker(album, principal, article, position, digest, job),
+                        link=link,
                     )
             except ImageHostError as refusal:
                 result.status, result.reason = "refused", refusal
@@ -182,18 +368,21 @@ class AlbumService:
                 result.status, result.image, result.delete_key = "stored", uploaded.image, uploaded.delete_key
             finally:
                 in_flight.release()
+            await finished(number, result)
 
         try:
             async with asyncio.TaskGroup() as tasks:
-                for entry in archive.entries:
+                for number, entry in enumerate(archive.entries):
                     placement = placements.get(id(entry))
                     result = EntryResult(entry=entry.name, status="skipped", album_name=album)
                     results.append(result)
                     if entry.verdict == "skip":
                         result.reason = Note(SYSTEM_FILE)
+                        await finished(number, result)
                         continue
                     if entry.verdict == "refuse" or isinstance(placement, ImageHostError):
                         result.status, result.reason = "refused", entry.refusal or placement  # type: ignore[assignment]
+                        await finished(number, result)
                         continue
                     assert placement is not None
                     result.article_number = placement.article
@@ -203,11 +392,13 @@ class AlbumService:
                     except ImageHostError as refusal:
                         in_flight.release()
                         result.status, result.reason = "refused", refusal
+                        await finished(number, result)
                         continue
                     digest = hashlib.sha256(content).hexdigest()
                     if (earlier := seen.get((placement.article, digest))) is not None:
                         in_flight.release()
                         result.reason = Note(DUPLICATE_IN_ARCHIVE, {"entry": earlier.entry})
+                        await finished(number, result)
                         continue
                     seen[(placement.article, digest)] = result
                     same = await self._duplicate_of(existing.id, placement.article, digest) if existing else None
@@ -215,9 +406,10 @@ class AlbumService:
                         in_flight.release()
                         result.image = same
                         result.reason = Note(DUPLICATE, {"article": placement.article, "id": same.id})
+                        await finished(number, result)
                         continue
                     position = first_position.get(placement.article, 0) + placement.position
-                    tasks.create_task(store(result, content, placement.article, position, digest))
+                    tasks.create_task(store(number, result, content, placement.article, position, digest))
         except BaseExceptionGroup as group:
             # One failure (the database gone, a bug) stops the other entries; it is answered as
             # itself (503 for a lost database), not as a group the error handler does not know.

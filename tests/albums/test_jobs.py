@@ -1,0 +1,150 @@
+"""ZIP uploads as jobs: 202 with the job's URL past ZIP_WAIT_SECONDS, the job's progress and report
+at that URL, who may read it, and a job cut by a SIGKILL marked failed at the next start with the
+entries it had stored kept and listed."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import time
+from urllib.parse import urlsplit
+
+import httpx
+
+from tests.albums.test_upload import JSON, noise_png, send
+from tests.albums.zips import make_zip, photo
+from tests.conftest import ADMIN_TOKEN, run_sql
+from tests.live import live_app
+
+SHOP = [
+    ("Shop/SKU1/front.png", photo(1)),
+    ("Shop/SKU1/back.png", photo(2)),
+    ("Shop/SKU2/only.png", photo(3)),
+    ("Shop/SKU2/notes.txt", b"not an image"),
+]
+
+
+def job_path(answer: httpx.Response) -> str:
+    body = answer.json()
+    assert answer.status_code == 202, body
+    assert set(body) == {"status", "message", "job_id", "job_url"} and body["status"] == "accepted"
+    assert body["job_url"].endswith(f"/api/jobs/{body['job_id']}")
+    assert len(body["job_id"]) >= 22  # 128 random bits, URL-safe
+    return urlsplit(body["job_url"]).path
+
+
+def follow(client, path: str, seconds: float = 30, headers: dict | None = None) -> list[dict]:
+    """Every state the job URL showed until the job ended."""
+    seen = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        response = client.get(path, headers={**JSON, **(headers or {})})
+        assert response.status_code == 200, response.text
+        seen.append(response.json())
+        if seen[-1]["state"] in {"done", "failed"}:
+            return seen
+        time.sleep(0.02)
+    raise AssertionError(f"the job did not end in {seconds} s: {seen[-1]}")
+
+
+def test_a_job_past_the_wait_answers_202_and_its_url_shows_progress_then_the_report(make_client, settings):
+    client = make_client(zip_wait_seconds=0)
+    images = [(f"Big/SKU{n // 3}/{n}.png", noise_png(n, 160)) for n in range(24)]
+    archive = make_zip([*images, ("Big/SKU9/notes.txt", b"text")])
+    path = job_path(send(client, archive, name="big.zip"))
+    seen = follow(client, path)
+    final = seen[-1]
+    assert final["state"] == "done" and final["status"] == "success"
+    assert final["message"] == "Files uploaded successfully"
+    assert (final["total"], final["done"], final["stored"], final["refused"], final["skipped"]) == (25, 25, 24, 1, 0)
+    assert final["album_name"] == "Big" and final["archive_name"] == "big.zip" and final["error"] is None
+    # The entries came in as they finished: some poll saw the job running part-way.
+    assert any(s["state"] in {"queued", "running"} and s["done"] < s["total"] for s in seen)
+    done = [s["done"] for s in seen]
+    assert done == sorted(done)
+    # The same items as the synchronous answer, in archive order, with working delete links.
+    results = final["results"]
+    assert [r["entry"] for r in results] == [f"Big/SKU{n // 3}/{n}.png" for n in range(24)] + ["Big/SKU9/notes.txt"]
+    assert results[-1]["status"] == "refused" and "not a supported image" in results[-1]["error"]
+    assert all(r["delete_url"] for r in results[:-1])
+    assert client.get(urlsplit(results[0]["url"]).path).status_code == 200
+    assert client.delete(results[0]["delete_url"], headers=JSON).status_code == 200
+    # The archive's copy is gone once the job is done.
+    assert not list((settings.images_dir / ".staging" / "jobs").glob("*.zip"))
+    # In Russian too.
+    russian = client.get(path, headers={**JSON, "Accept-Language": "ru"}).json()
+    assert russian["message"] == "Файлы успешно загружены"
+
+
+def test_a_job_ending_within_the_wait_answers_the_report_itself(client):
+    response = send(client, make_zip(SHOP))
+    assert response.status_code == 201 and response.json()["stored"] == 3
+
+
+def test_who_may_read_a_job(make_client):
+    client = make_client(zip_wait_seconds=0, api_tokens=("shop-a", "shop-b"))
+    started = send(client, make_zip(SHOP), headers={"Authorization": "Bearer shop-a"})
+    path = job_path(started)
+    assert follow(client, path, 20, {"Authorization": "Bearer shop-a"})[-1]["state"] == "done"
+    assert client.get(path, headers={**JSON, "Authorization": "Bearer shop-a"}).status_code == 200
+    # Another token, or anyone without one, is told there is no such job; an admin sees it.
+    other = client.get(path, headers={**JSON, "Authorization": "Bearer shop-b"})
+    assert other.status_code == 404 and other.json()["error"] == "There is no such upload job."
+    assert client.get(path, headers=JSON).status_code == 404
+    assert client.get(path, headers={**JSON, "Authorization": f"Bearer {ADMIN_TOKEN}"}).status_code == 200
+    # An anonymous upload's job: whoever holds its id.
+    anonymous = job_path(send(client, make_zip(SHOP), name="other.zip", album_name="Other"))
+    assert client.get(anonymous, headers={**JSON, "Authorization": "Bearer shop-b"}).status_code == 200
+    # Unknown or guessed ids.
+    assert client.get("/api/jobs/AAAAAAAAAAAAAAAAAAAAAA", headers=JSON).status_code == 404
+    ru = client.get("/api/jobs/nope", headers={**JSON, "Accept-Language": "ru"}).json()
+    assert ru["error"] == "Такой задачи загрузки нет."
+
+
+def test_the_table_keeps_neither_job_ids_nor_delete_keys(make_client, settings):
+    client = make_client(zip_wait_seconds=0)
+    path = job_path(send(client, make_zip(SHOP)))
+    final = follow(client, path)[-1]
+    job_id = path.rsplit("/", 1)[-1]
+    keys = [r["delete_url"].rsplit("key=", 1)[-1] for r in final["results"] if r["delete_url"]]
+    everything = "SELECT j.*, e.* FROM upload_jobs j JOIN upload_job_entries e ON e.job = j.id"
+    dump = str(run_sql(settings.database_url, everything))
+    assert job_id not in dump and keys and not any(key in dump for key in keys)
+    assert hashlib.sha256(job_id.encode()).hexdigest() in dump
+
+
+def test_a_job_killed_mid_way_is_failed_at_the_next_start_with_its_stored_entries_listed(clean_database, tmp_path):
+    entries = [(f"Crash/SKU{n // 4}/{n}.png", noise_png(n, 300)) for n in range(60)]
+    settings = {"ZIP_WAIT_SECONDS": "0", "WORKER_PROCESSES": "1", "ANONYMOUS_UPLOAD": "true"}
+    with live_app(clean_database, tmp_path, **settings) as app:
+        answer = httpx.post(
+            f"{app.url}/api/upload",
+            files={"zipfile": ("crash.zip", make_zip(entries), "application/zip")},
+            headers=JSON,
+            timeout=30,
+        )
+        path = job_path(answer)
+        deadline = time.monotonic() + 30
+        while (progress := httpx.get(f"{app.url}{path}", headers=JSON).json())["stored"] < 3:
+            assert progress["state"] != "done", "the job ended before it could be killed"
+            assert time.monotonic() < deadline, progress
+            time.sleep(0.01)
+        app.process.send_signal(signal.SIGKILL)
+        app.process.wait(10)
+    spooled = list((tmp_path / "images" / ".staging" / "jobs").glob("*.zip"))
+    assert len(spooled) == 1  # the kill left the archive's copy behind
+
+    with live_app(clean_database, tmp_path, **settings) as app:
+        report = httpx.get(f"{app.url}{path}", headers=JSON).json()
+        assert report["state"] == "failed" and report["status"] == "error"
+        assert "interrupted by a restart" in report["error"]
+        stored = [r for r in report["results"] if r["status"] == "stored"]
+        assert len(stored) >= 3 and report["stored"] == len(stored) and report["total"] == 60
+        rows = run_sql(clean_database, "SELECT i.id FROM images i JOIN album_images ai ON ai.image = i.id")
+        assert {r["id"] for r in stored} == {row[0] for row in rows}  # every stored image listed, no more
+        for result in stored:
+            assert (tmp_path / "images" / result["filename"]).is_file()
+            assert httpx.get(f"{app.url}/images/{result['filename']}").status_code == 200
+        assert not spooled[0].exists()
+        log = (app.log_dir / "app.log").read_text()
+        assert "upload job of crash.zip (album Crash) was interrupted: marked failed" in log
