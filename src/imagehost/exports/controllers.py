@@ -4,6 +4,7 @@ the rows, pick a layout (sheets.py) and a writer (delivery.py), answer as a down
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -283,7 +284,10 @@ class AlbumDownloadController(Controller):
                     path = await anyio.to_thread.run_sync(images.store.existing_path, image.stored_name)
                     if path is None:  # deleted while the archive goes out
                         continue
-                    member = names.unique(safe_component(image.download_name, f"{position}.{image.extension}"))
+                    # The last part of the original name (a row may hold `../../x`), with the real extension.
+                    last = image.original_name.replace("\\", "/").rsplit("/", 1)[-1]
+                    named = replace(image, original_name=last or f"{position}").download_name
+                    member = names.unique(safe_component(named, f"{position}.{image.extension}"))
                     tally[0] += 1
                     yield f"{folder}/{member}", path, image.uploaded_at
 

@@ -10,6 +10,7 @@ from imagehost.exports.cells import inert
 
 BOM = "\ufeff"
 DELIMITERS = (",", ";")
+CHUNK = 64 * 1024
 
 
 class _Line:
@@ -33,6 +34,14 @@ async def csv_bytes(
         writer.writerow(["" if cell is None else inert(cell) if isinstance(cell, str) else cell for cell in cells])
         return line.text.encode("utf-8")
 
-    yield BOM.encode("utf-8") + encoded(header)
+    # Lines go out in chunks of about CHUNK bytes: one send per row would cost more than the row.
+    pending = [BOM.encode("utf-8") + encoded(header)]
+    size = len(pending[0])
     async for row in rows:
-        yield encoded(row)
+        pending.append(encoded(row))
+        size += len(pending[-1])
+        if size >= CHUNK:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)

@@ -21,7 +21,6 @@ from imagehost.logging import action_log
 EXPORT_TYPES = ("in_row", "in_cell")
 DELIMITERS = (",", ";")
 MAX_SEPARATOR_LENGTH = 20
-ARTICLES_PER_BATCH = 500
 IMAGES_PER_PAGE = 1000
 
 _IMAGE_COLUMNS = (
@@ -169,9 +168,22 @@ class ExportService:
             raise ArticleNotFound(album=album.name, article=code)
         return sorted(((row["id"], row["code"]) for row in rows), key=lambda item: natural_key(item[1]))
 
-    async def _images_of(self, articles: list[tuple[int, str]]) -> AsyncIterator[ArticleImages]:
-        for start in range(0, len(articles), ARTICLES_PER_BATCH):
-            batch = articles[start : start + ARTICLES_PER_BATCH]
+    async def _image_counts(self, articles: list[tuple[int, str]]) -> dict[int, int]:
+        rows = await AlbumImage.raw(
+            "SELECT article, count(*) AS n FROM album_images WHERE article = ANY({}) GROUP BY article",
+            [article_id for article_id, _ in articles],
+        )
+        return {row["article"]: row["n"] for row in rows}
+
+    async def _images_of(self, articles: list[tuple[int, str]], counts: dict[int, int]) -> AsyncIterator[ArticleImages]:
+        """Articles in batches of about IMAGES_PER_PAGE images (an article larger than that alone)."""
+        start = 0
+        while start < len(articles):
+            end, images = start, 0
+            while end < len(articles) and (end == start or images + counts.get(articles[end][0], 0) <= IMAGES_PER_PAGE):
+                images += counts.get(articles[end][0], 0)
+                end += 1
+            batch, start = articles[start:end], end
             rows = await AlbumImage.raw(
                 f"SELECT ai.article AS article_id, {_IMAGE_COLUMNS} FROM album_images ai JOIN images i"  # noqa: S608
                 " ON i.id = ai.image WHERE ai.article = ANY({}) ORDER BY ai.position, ai.image",
@@ -180,28 +192,26 @@ class ExportService:
             found: dict[int, list[StoredImage]] = {}
             for row in rows:
                 found.setdefault(row["article_id"], []).append(StoredImage.from_row(row))
+            del rows
             for article_id, code in batch:
-                yield ArticleImages(code, found.get(article_id, []))
+                yield ArticleImages(code, found.pop(article_id, []))
 
     async def link_sheet(self, query: LinkSheetQuery, principal: Principal) -> LinkSheet:
         """The album's (or one article's) images per article, in photo order; articles in natural order."""
         self.policy.require_browse(principal)
         album = await self._album(query.album_name)
         articles = await self._articles(album, query.article_name)
-        widest_rows = await AlbumImage.raw(
-            "SELECT coalesce(max(n), 0) AS widest FROM (SELECT count(*) AS n FROM album_images"
-            " WHERE article = ANY({}) GROUP BY article) counted",
-            [article_id for article_id, _ in articles],
-        )
+        counts = await self._image_counts(articles)
         article = articles[0][1] if query.article_name is not None else None
-        return LinkSheet(album.name, article, widest_rows[0]["widest"], self._images_of(articles))
+        return LinkSheet(album.name, article, max(counts.values(), default=0), self._images_of(articles, counts))
 
     async def album_images(
         self, album_name: str, article: str | None, principal: Principal
     ) -> tuple[str, AsyncIterator[ArticleImages]]:
         self.policy.require_browse(principal)
         album = await self._album(album_name)
-        return album.name, self._images_of(await self._articles(album, article))
+        articles = await self._articles(album, article)
+        return album.name, self._images_of(articles, await self._image_counts(articles))
 
     # --- The catalogue ---------------------------------------------------------------------------
 
