@@ -54,7 +54,8 @@ def database_url() -> str:
 def clean_database(database_url: str) -> str:
     run_sql(
         database_url,
-        "TRUNCATE images, api_tokens, people, operations_state, albums, articles, album_images RESTART IDENTITY",
+        "TRUNCATE images, api_tokens, people, operations_state, albums, articles, album_images,"
+        " upload_jobs, upload_job_entries RESTART IDENTITY",
     )
     return database_url
 

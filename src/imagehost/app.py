@@ -26,11 +26,14 @@ from imagehost.accounts.oidc import OIDCClient
 from imagehost.accounts.personal_tokens import PersonalTokens
 from imagehost.accounts.session import move_old_session_cookie, session_cookie_name
 from imagehost.albums.controllers import AlbumController, ArchiveUploadController
+from imagehost.albums.pages import AlbumPagesController
 from imagehost.albums.service import AlbumService
 from imagehost.api.controllers import ConversionController, read_logs
 from imagehost.api.openapi import openapi_config
 from imagehost.api.tokens import require_api_token
 from imagehost.database import Database
+from imagehost.exports.controllers import AlbumDownloadController, CatalogueExportController, LinkSheetController
+from imagehost.exports.service import ExportService
 from imagehost.images.controllers import (
     CatalogueController,
     DeleteController,
@@ -113,10 +116,16 @@ def create_app(settings: Settings) -> Litestar:
     store = ImageStore(settings.images_dir)
     service = ImageService(settings, store)
     albums = AlbumService(service)
+    exports = ExportService(albums)
     translator = Translator(load_translations(), settings.default_language)
+
     # Starts without PostgreSQL if it must (pages then answer 503), and settles what a crash left
     # half-done in the image store each time it connects.
-    database = Database(settings.database_url, on_connect=service.finish_interrupted)
+    async def finish_interrupted() -> None:
+        await service.finish_interrupted()
+        await albums.finish_interrupted()  # ZIP jobs whose process died: marked failed
+
+    database = Database(settings.database_url, on_connect=finish_interrupted)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -130,7 +139,10 @@ def create_app(settings: Settings) -> Litestar:
         await database.open()
         try:
             async with image_workers():
-                yield
+                try:
+                    yield
+                finally:
+                    await albums.stop_jobs()  # cut jobs are marked failed while the database is there
         finally:
             await database.close()
 
@@ -187,8 +199,12 @@ def create_app(settings: Settings) -> Litestar:
                 middleware=rate_limit("upload", settings.upload_rate_limit),
             ),
             AlbumController,
+            AlbumPagesController,
             CatalogueController,
             DeleteController,
+            LinkSheetController,
+            CatalogueExportController,
+            AlbumDownloadController,
             # The conversion API and the log: token only, and a larger body limit on this route alone.
             Router(
                 path="/",
@@ -202,6 +218,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies={
             "images": Provide(lambda: service, sync_to_thread=False),
             "albums": Provide(lambda: albums, sync_to_thread=False),
+            "exports": Provide(lambda: exports, sync_to_thread=False),
         },
         template_config=TemplateConfig(engine=template_engine(translator, settings)),
         middleware=[

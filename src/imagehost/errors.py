@@ -306,3 +306,28 @@ class EntryTooDeep(EntryRefused):
 class EntryNameTooLong(EntryRefused):
     template = N_("A name in the entry {entry} is longer than {limit} characters.")
     log_template = "entry {entry} refused: a name longer than {limit} characters."
+
+
+class MissingParameter(ImageHostError):
+    template = N_("The parameter {name} is required.")
+    log_template = "parameter {name} missing."
+
+
+class JobNotFound(ImageHostError):
+    template = N_("There is no such upload job.")
+    log_template = "upload job not found."
+
+
+class JobInterrupted(ImageHostError):
+    template = N_(
+        "The upload was interrupted by a restart of the service: the images stored before it are kept and listed."
+    )
+    log_template = "upload job interrupted by a restart."
+
+
+class ArchiveTooLargeForPage(ImageHostError):
+    template = N_(
+        "The archive {filename} is larger than {limit}, the limit of this page: send it to /api/upload,"
+        " which takes large archives."
+    )
+    log_template = "archive {filename} over {limit} refused on /upload (for /api/upload)."

@@ -52,6 +52,7 @@ def everyone(status: int, **others: int) -> dict[str, int]:
 BROWSE = everyone(200, anonymous=401, revoked=401)
 PUBLIC = everyone(200, revoked=401)  # a wrong token is refused wherever it is shown
 ALBUM_NUMBERS = itertools.count(1)
+MANAGE_ALBUM = everyone(403, anonymous=401, admin=200, revoked=401)  # admins and the album's creator
 
 
 def album_zip(name: str) -> bytes:
@@ -78,6 +79,26 @@ def owned_album(w: World) -> str:
     for cookie in saved:
         client.cookies.jar.set_cookie(cookie)  # type: ignore[attr-defined]
     return name
+
+
+def owned_job(w: World) -> str:
+    """The URL of a finished ZIP job the owner started (written as a job that outlived its wait)."""
+    from imagehost.albums.jobs import job_key, new_job_id
+
+    name = owned_album(w)
+    database_url = w.client.app.state.settings.database_url  # type: ignore[attr-defined]
+    owner = run_sql(database_url, "SELECT created_by_sub FROM albums WHERE name = $1", name)[0][0]
+    job_id = new_job_id()
+    run_sql(
+        database_url,
+        "INSERT INTO upload_jobs (id, state, archive_name, album_name, mode, started_by_sub, total, runner)"
+        " VALUES ($1, 'done', $2, $3, 'merge', $4, 0, 'matrix')",
+        job_key(job_id),
+        f"{name}.zip",
+        name,
+        owner,
+    )
+    return f"/api/jobs/{job_id}"
 
 
 CASES = [
@@ -182,6 +203,8 @@ CASES = [
         files=lambda: {"zipfile": ("m.zip", album_zip(new_album()))},
     ),
     Case("GET", "/api/albums", lambda w: "/api/albums", BROWSE),
+    # A ZIP's job: its starter and admins (anyone holding the id of an anonymous upload's job).
+    Case("GET", "/api/jobs/{job_id:str}", owned_job, everyone(404, admin=200, revoked=401)),
     Case("GET", "/api/articles/{album:str}", lambda w: f"/api/articles/{owned_album(w)}", BROWSE),
     Case("GET", "/api/files/{album:str}", lambda w: f"/api/files/{owned_album(w)}", BROWSE),
     Case("GET", "/api/files/{album:str}/{article:str}", lambda w: f"/api/files/{owned_album(w)}/SKU1", BROWSE),
@@ -210,6 +233,32 @@ CASES = [
         "/api/delete-article/{album:str}/{article:str}",
         lambda w: f"/api/delete-article/{owned_album(w)}/SKU1",
         everyone(403, anonymous=401, admin=200, revoked=401),
+    ),
+    # The album pages (JSON here): browsing as the API; deleting as the API's deletes.
+    Case("GET", "/albums", lambda w: "/albums", BROWSE),
+    Case("GET", "/albums/{album:str}", lambda w: f"/albums/{owned_album(w)}", BROWSE),
+    Case("GET", "/albums/{album:str}/{article:str}", lambda w: f"/albums/{owned_album(w)}/SKU1", BROWSE),
+    *(
+        Case(method, "/albums/{album:str}", lambda w: f"/albums/{owned_album(w)}", MANAGE_ALBUM)
+        for method in ("DELETE", "POST")
+    ),
+    *(
+        Case(method, "/albums/{album:str}/{article:str}", lambda w: f"/albums/{owned_album(w)}/SKU1", MANAGE_ALBUM)
+        for method in ("DELETE", "POST")
+    ),
+    # Exports: whoever may browse (PicHosting: viewers export).
+    Case("GET", "/api/export-xlsx", lambda w: f"/api/export-xlsx?album_name={owned_album(w)}", BROWSE),
+    Case("POST", "/api/export-xlsx", lambda w: f"/api/export-xlsx?album_name={owned_album(w)}", BROWSE),
+    Case("GET", "/api/export-csv", lambda w: f"/api/export-csv?album_name={owned_album(w)}", BROWSE),
+    Case("POST", "/api/export-csv", lambda w: f"/api/export-csv?album_name={owned_album(w)}", BROWSE),
+    Case("GET", "/export/images.csv", lambda w: "/export/images.csv", BROWSE),
+    Case("GET", "/export/images.xlsx", lambda w: "/export/images.xlsx", BROWSE),
+    Case("GET", "/download/album/{album:str}", lambda w: f"/download/album/{owned_album(w)}", BROWSE),
+    Case(
+        "GET",
+        "/download/album/{album:str}/{article:str}",
+        lambda w: f"/download/album/{owned_album(w)}/SKU1",
+        BROWSE,
     ),
     Case("GET", "/static/{file_path:path}", lambda w: "/static/site.css", PUBLIC),
     Case("HEAD", "/static/{file_path:path}", lambda w: "/static/site.css", PUBLIC),

@@ -142,3 +142,12 @@ def test_a_post_without_json_reads_the_query_string_and_form(client):
     by_form = client.post("/api/export-csv", data={"album_name": "Весна", "delimiter": ";"}, headers=JSON)
     assert by_query.status_code == 200 and by_form.status_code == 200, (by_query.text, by_form.text)
     assert csv_rows(by_query.content) == [row for row in csv_rows(by_form.content, ";")]
+
+
+@pytest.mark.parametrize("path", ["/api/export-xlsx", "/api/export-csv"])
+@pytest.mark.parametrize("body", [b"\x00", b"{not json", b'["a list"]'])
+def test_a_body_that_is_no_json_object_is_the_clients_mistake(client, path, body):
+    """Found by schemathesis: bytes that are no JSON were a 500."""
+    response = client.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert "JSON" in response.json()["error"]

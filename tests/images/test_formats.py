@@ -94,7 +94,8 @@ def test_the_pages_offer_the_allowed_formats_and_nothing_else(make_client, allow
     client = make_client(allowed_formats=allowed)
     page = client.get("/upload", headers=HTML).text
     accept = re.search(r'<input id="file-input"[^>]*accept="([^"]*)"', page).group(1)
-    assert accept == ",".join(formats.BY_NAME[name].content_type for name in allowed)
+    # The allowed image formats, and ZIP archives of them (unpacked into albums).
+    assert accept == ",".join(formats.BY_NAME[name].content_type for name in allowed) + ",.zip,application/zip"
 
     # The prose of the pages (footer, home page, drop zone) names the same formats, in English and Russian.
     names = ", ".join(allowed)

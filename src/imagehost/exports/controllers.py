@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Controller, Request, get, post
+from litestar.exceptions import SerializationException
 from litestar.openapi.spec import Schema
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.response import Stream
@@ -62,7 +63,7 @@ async def body_values(request: Request) -> Mapping[str, object]:
     if "json" in request.headers.get("content-type", ""):
         try:
             values = await request.json()
-        except ValueError:
+        except (ValueError, SerializationException):  # Litestar's own, for bytes that are no JSON
             values = None
         if not isinstance(values, dict):
             raise InvalidParameter(field="body", reason="a JSON object")

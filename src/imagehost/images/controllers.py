@@ -142,8 +142,12 @@ class UploadController(Controller):
         operation_class=multipart(file=FILE),
         responses=answers(201, UploadAnswer, "Stored", 400, 401, 403, 408, 413, 415, 422, 429, 503, 507),
     )
-    async def upload(self, request: Request, images: ImageService) -> Response:
+    async def upload(self, request: Request, images: ImageService, albums: Any) -> Response:
         form = await request.form()
+        from imagehost.albums.uploads import archive_part, upload_archive_from_page  # albums import images
+
+        if (archive := await archive_part(form)) is not None:  # a ZIP: unpacked into its album (albums/uploads.py)
+            return await upload_archive_from_page(request, form, archive, albums, images)
         async with images.intake:
             result = await images.upload(
                 await uploaded_file(form, images.settings.max_upload_bytes), principal_of_request(request)
@@ -175,7 +179,13 @@ class UploadController(Controller):
 class CatalogueController(Controller):
     @get("/images", responses=answers(200, CatalogueAnswer, "One page of the catalogue", 400, 401, 403, 503))
     async def catalogue(
-        self, request: Request, images: ImageService, page: str | None = None, uploader: str | None = None
+        self,
+        request: Request,
+        images: ImageService,
+        page: str | None = None,
+        uploader: str | None = None,
+        album_name: str | None = None,
+        article_name: str | None = None,
     ) -> Response:
         # Litestar routes /images and /images/ alike; the raw path tells them apart.
         if not request.scope.get("raw_path", b"/").split(b"?")[0].endswith(b"/"):
@@ -183,7 +193,10 @@ class CatalogueController(Controller):
             return Redirect(f"/images/{query}", status_code=301)
         principal = principal_of_request(request)
         uploader = principal.sub if uploader == "me" else uploader
-        catalogue = await images.page(page_number(page), principal, uploader or None)
+        album_name, article_name = (album_name or "").strip() or None, (article_name or "").strip() or None
+        catalogue = await images.page(
+            page_number(page), principal, uploader or None, album_name, article_name if album_name else None
+        )
         links = Links(request, images)
         return respond(
             request,
@@ -194,6 +207,8 @@ class CatalogueController(Controller):
                 "links": links,
                 "deletable": deletable(request, images, catalogue.images),
                 "uploader": uploader or "",
+                "album_name": album_name or "",
+                "article_name": (article_name or "") if album_name else "",
                 "show_uploaders": images.policy.sees_uploaders(principal),
             },
             json=lambda: catalogue_json(catalogue, links),
@@ -201,11 +216,20 @@ class CatalogueController(Controller):
 
     @get("/images-list", responses=answers(200, CatalogueAnswer, "One page of the catalogue", 400, 401, 403, 503))
     async def images_list(
-        self, request: Request, images: ImageService, page: str | None = None, uploader: str | None = None
+        self,
+        request: Request,
+        images: ImageService,
+        page: str | None = None,
+        uploader: str | None = None,
+        album_name: str | None = None,
+        article_name: str | None = None,
     ) -> Response:
         principal = principal_of_request(request)
         uploader = principal.sub if uploader == "me" else uploader
-        catalogue = await images.page(page_number(page), principal, uploader or None)
+        album_name, article_name = (album_name or "").strip() or None, (article_name or "").strip() or None
+        catalogue = await images.page(
+            page_number(page), principal, uploader or None, album_name, article_name if album_name else None
+        )
         return Response(catalogue_json(catalogue, Links(request, images)))
 
     @get("/_auth/images", include_in_schema=False)

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import anyio.to_thread
+from piccolo.columns.combination import WhereRaw
 
 from imagehost.accounts.policy import Policy
 from imagehost.accounts.principal import ANONYMOUS, Principal
@@ -196,6 +197,23 @@ class ThreadRunner:
 
     async def run(self, function: Any, *args: Any) -> Any:
         return await anyio.to_thread.run_sync(function, *args)
+
+
+def in_album(album_name: str, article_name: str | None = None) -> WhereRaw:
+    """Images placed in this album (and article), read through album_images' (album, image) and
+    (article, image) indexes. Names as the albums store them (NFC); an unknown one matches nothing."""
+    album = unicodedata.normalize("NFC", album_name).strip()
+    if article_name is None:
+        return WhereRaw(
+            "id IN (SELECT ai.image FROM album_images ai JOIN albums al ON al.id = ai.album WHERE al.name = {})",
+            album,
+        )
+    return WhereRaw(
+        "id IN (SELECT ai.image FROM album_images ai JOIN articles ar ON ar.id = ai.article"
+        " JOIN albums al ON al.id = ar.album WHERE al.name = {} AND ar.code = {})",
+        album,
+        unicodedata.normalize("NFC", article_name).strip(),
+    )
 
 
 class ImageService:
@@ -419,27 +437,42 @@ class ImageService:
         )
         return [StoredImage.from_row(row) for row in rows]
 
-    async def count(self, uploader: str | None = None) -> int:
+    async def count(
+        self, uploader: str | None = None, album_name: str | None = None, article_name: str | None = None
+    ) -> int:
+        if album_name is not None:
+            query = Image.count().where(in_album(album_name, article_name))
+            return await (query.where(Image.uploader_sub == uploader) if uploader is not None else query)
         if uploader is not None:
             return await Image.count().where(Image.uploader_sub == uploader)
         # Kept by a trigger (see the migrations): a count(*) would scan the whole table on every page.
         rows = await Image.raw("SELECT total FROM image_totals WHERE id = 1")
         return int(rows[0]["total"]) if rows else 0
 
-    async def page(self, page: int, principal: Principal = ANONYMOUS, uploader: str | None = None) -> CataloguePage:
+    async def page(
+        self,
+        page: int,
+        principal: Principal = ANONYMOUS,
+        uploader: str | None = None,
+        album_name: str | None = None,
+        article_name: str | None = None,
+    ) -> CataloguePage:
         """One page of the catalogue, newest first; `uploader` narrows it to one person's images
-        (anyone may list their own, only admins someone else's)."""
+        (anyone may list their own, only admins someone else's), `album_name` (and `article_name`)
+        to one album's (or article's)."""
         self.policy.require_browse(principal)
         if uploader is not None and uploader != principal.sub:
             self.policy.require_admin(principal)
         size = self.settings.page_size
-        total = await self.count(uploader)
+        total = await self.count(uploader, album_name, article_name)
         total_pages = max(1, math.ceil(total / size))
         page = max(1, page)
         offset = (page - 1) * size
 
         def query(ascending: bool) -> Any:
             select = Image.select(*_COLUMNS).order_by(Image.uploaded_at, Image.id, ascending=ascending)
+            if album_name is not None:
+                select = select.where(in_album(album_name, article_name))
             return select.where(Image.uploader_sub == uploader) if uploader is not None else select
 
         if offset >= total:

@@ -51,6 +51,9 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
     errors.InvalidName: 400,
     errors.AlbumNotFound: 404,
     errors.ArticleNotFound: 404,
+    errors.JobNotFound: 404,
+    errors.ArchiveTooLargeForPage: 413,
+    errors.JobInterrupted: 503,
     errors.AlbumExists: 409,
     errors.AlbumForbidden: 403,
     errors.NoArchiveGiven: 400,
@@ -68,6 +71,7 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
     errors.EntryTooCompressed: 422,
     errors.EntryTooDeep: 422,
     errors.EntryNameTooLong: 422,
+    errors.MissingParameter: 400,
 }
 # Where htmx puts an error fragment: every page has one element with this id.
 ERROR_TARGET = "#messages"
