@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 from urllib.parse import quote
 
@@ -11,6 +10,7 @@ from litestar.datastructures import UploadFile
 from litestar.response import File, Redirect
 
 from imagehost.accounts.identity import principal_of_request
+from imagehost.accounts.principal import Kind
 from imagehost.api.openapi import (
     FILE,
     CatalogueAnswer,
@@ -327,15 +327,14 @@ class DeleteController(Controller):
     path = "/delete"
 
     async def _delete(self, request: Request, images: ImageService, image_id: int, key: str | None) -> StoredImage:
-        authorization = request.headers.get("authorization", "")
-        token = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
-        admin_token = images.settings.admin_token
+        principal = principal_of_request(request)
         credentials = DeleteCredentials(
-            principal=principal_of_request(request),
+            principal=principal,
             keys=tuple(
                 k for k in (key, request.headers.get(DELETE_KEY_HEADER), remembered_keys(request).get(image_id)) if k
             ),
-            operator=bool(admin_token and token and hmac.compare_digest(token.encode(), admin_token.encode())),
+            # ADMIN_TOKEN was checked once, by accounts/identity.py, when it resolved the caller.
+            operator=principal.kind is Kind.OPERATOR,
         )
         image = await images.delete(image_id, credentials)
         forget_upload(request, image_id)
