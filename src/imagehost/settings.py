@@ -129,6 +129,8 @@ class Settings:
     zip_max_uncompressed_bytes: int = 4 * 1024 * 1024 * 1024
     zip_max_ratio: int = 100
     zip_max_depth: int = 8
+    # Entries in WebP, BMP or TIFF are converted to PNG or JPEG (in the workers) instead of refused.
+    zip_convert_formats: bool = False
     # How long POST /api/upload waits for a ZIP's job before answering 202 with the job's URL.
     zip_wait_seconds: float = 50.0
 
@@ -263,6 +265,8 @@ class Settings:
                 values[name.lower()] = _int(env[name], name)
         if "ZIP_MAX_DEPTH" in env:
             values["zip_max_depth"] = _int(env["ZIP_MAX_DEPTH"], "ZIP_MAX_DEPTH")
+        if "ZIP_CONVERT_FORMATS" in env:
+            values["zip_convert_formats"] = _bool(env["ZIP_CONVERT_FORMATS"], "ZIP_CONVERT_FORMATS")
         if "ZIP_WAIT_SECONDS" in env:
             values["zip_wait_seconds"] = float(_int(env["ZIP_WAIT_SECONDS"], "ZIP_WAIT_SECONDS", 0))
         if "ZIP_READ_TIMEOUT_SECONDS" in env:

@@ -208,16 +208,17 @@ def test_an_archive_counts_once_against_the_upload_rate_limit(make_client):
 def test_a_failure_in_the_middle_leaves_only_whole_images(client, settings, monkeypatch, failure, status):
     from imagehost.albums.tables import AlbumImage
 
-    real_insert = AlbumImage.insert
+    real_raw = AlbumImage.raw
     calls = []
 
-    def failing_insert(*rows):
-        calls.append(rows)
-        if len(calls) == 2:
-            raise failure
-        return real_insert(*rows)
+    def failing_insert(sql, *values):
+        if sql.startswith("INSERT INTO album_images"):
+            calls.append(values)
+            if len(calls) == 2:
+                raise failure
+        return real_raw(sql, *values)
 
-    monkeypatch.setattr(AlbumImage, "insert", failing_insert)
+    monkeypatch.setattr(AlbumImage, "raw", failing_insert)
     response = send(
         client, make_zip([("Shop/A/1.png", photo(1)), ("Shop/A/2.png", photo(2)), ("Shop/A/3.png", photo(3))])
     )

@@ -196,3 +196,32 @@ def test_an_image_has_one_json_shape_everywhere(client):
     assert page.pop("status") == "success"
     assert uploaded == listed == catalogue == page
     assert client.get(page["download_url"].replace("http://testserver.local", "")).status_code == 200
+
+
+def cards(html: str) -> list[str]:
+    return re.findall(r'<span class="card-name original-name">([^<]*)</span>', html)
+
+
+def test_the_grid_view_shows_the_same_page_as_cards_and_keeps_itself_when_paging(client):
+    upload_many(client, 13)
+    grid = client.get("/images/?view=grid", headers=HTML).text
+    assert cards(grid) == [f"img-{i:02d}.png" for i in range(13, 3, -1)] and rows(grid) == []
+    assert 'href="/images/?page=2&amp;view=grid"' in grid  # the pager stays in the grid
+    assert 'href="/images/?page=1"' in grid  # the switch back to the table
+    second = client.get("/images/?page=2&view=grid", headers={"HX-Request": "true"}).text
+    assert second.lstrip().startswith('<div id="catalogue"') and cards(second) == [
+        "img-03.png",
+        "img-02.png",
+        "img-01.png",
+    ]
+    table = client.get("/images/?page=1", headers=HTML).text
+    assert cards(table) == [] and len(rows(table)) == 10
+    assert 'href="/images/?page=1&amp;view=grid"' in table
+
+
+def test_the_grid_view_keeps_the_filters_and_a_bad_view_is_refused(client):
+    upload_many(client, 2)
+    grid = client.get("/images/?view=grid&uploader=me", headers=HTML).text
+    assert "view=grid" in grid
+    refused = client.get("/images/?view=mosaic", headers={"Accept": "application/json"})
+    assert refused.status_code == 422 and "table or grid" in refused.json()["error"]

@@ -72,7 +72,7 @@ def test_each_format_is_what_pillow_calls_it_and_its_magic_bytes_match_its_files
         assert Image.MIME[image_format.name] == image_format.content_type
     head = content[: formats.MAGIC_LENGTH]
     assert [found.name for found in formats.FORMATS if found.starts(head)] == [image_format.name]
-    assert formats.sniffed(head, formats.CONVERTIBLE_NAMES) is image_format
+    assert formats.sniffed(head, formats.CONVERTIBLE_NAMES + formats.ARCHIVE_CONVERTIBLE_NAMES) is image_format
 
 
 def test_the_other_lists_are_made_from_the_registry():

@@ -32,6 +32,7 @@ from imagehost.errors import (
     JobInterrupted,
     NoArchiveGiven,
 )
+from imagehost.images.formats import ARCHIVE_CONVERTIBLE_NAMES
 from imagehost.images.service import DeleteCredentials, ImageService, IncomingFile, StoredImage
 from imagehost.logging import action_log
 
@@ -361,6 +362,7 @@ class AlbumService:
                         IncomingFile(original_name=result.entry.replace("\\", "/").rsplit("/", 1)[-1], content=content),
                         principal,
                         link=link,
+                        convert_from=ARCHIVE_CONVERTIBLE_NAMES if self.settings.zip_convert_formats else (),
                     )
             except ImageHostError as refusal:
                 result.status, result.reason = "refused", refusal
@@ -423,7 +425,13 @@ class AlbumService:
         return report
 
     def _linker(
-        self, album: str, principal: Principal, article: str, position: int, digest: str, job: dict[str, int | None]
+        self,
+        album: str,
+        principal: Principal,
+        article: str,
+        position: int | None,
+        digest: str,
+        job: dict[str, int | None],
     ) -> Any:
         """`job["album_id"]`: the album this upload found or created (None until it has one)."""
 
@@ -452,8 +460,16 @@ class AlbumService:
             article_id = (
                 await Article.select(Article.id).where(Article.album == album_id, Article.code == article).first()
             )["id"]
-            await AlbumImage.insert(
-                AlbumImage(image=image_id, album=album_id, article=article_id, position=position, source_sha256=digest)
+            # No position given (a single upload): after the article's last photo, read in this transaction.
+            await AlbumImage.raw(
+                "INSERT INTO album_images (image, album, article, position, source_sha256) VALUES ({}, {}, {},"
+                " COALESCE({}, (SELECT max(position) + 1 FROM album_images WHERE article = {}), 1), {})",
+                image_id,
+                album_id,
+                article_id,
+                position,
+                article_id,
+                digest,
             )
 
         return link

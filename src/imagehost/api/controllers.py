@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import UploadFile
 from litestar.response import File
 
 from imagehost.accounts.identity import principal_of_request
@@ -58,7 +59,10 @@ class ConversionController(Controller):
         quality = _optional(form, "quality", 1, 95) or images.settings.default_quality
         box = (_optional(form, "x", 1, BOX_MAX), _optional(form, "y", 1, BOX_MAX))
         async with images.intake:
-            incoming = await uploaded_file(form, images.settings.api_max_upload_bytes)
+            field = form.get("file")
+            incoming = await uploaded_file(
+                field if isinstance(field, UploadFile) else None, images.settings.api_max_upload_bytes
+            )
             result = await images.convert(incoming, quality, box, principal_of_request(request))
         image = result.image
         extra = {"quality": image.quality, "size_bytes": image.size_bytes, "source_format": image.source_format}

@@ -7,12 +7,12 @@ from urllib.parse import quote
 
 from litestar import Controller, Request, Response, delete, get, post, route
 from litestar.datastructures import UploadFile
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.response import File, Redirect
 
 from imagehost.accounts.identity import principal_of_request
 from imagehost.accounts.principal import Kind
 from imagehost.api.openapi import (
-    FILE,
     CatalogueAnswer,
     DeleteAnswer,
     ImagePageAnswer,
@@ -21,15 +21,23 @@ from imagehost.api.openapi import (
     answers,
     binary,
     multipart,
+    text,
 )
-from imagehost.errors import ImageNotFound
+from imagehost.errors import ImageHostError, ImageNotFound, InvalidParameter
 from imagehost.images.inspection import CONTENT_TYPES, EXTENSIONS
 from imagehost.images.links import Links, image_json
-from imagehost.images.service import DeleteCredentials, ImageService, IncomingFile, StoredImage
+from imagehost.images.service import DeleteCredentials, ImageService, IncomingFile, StoredImage, UploadResult
 from imagehost.images.storage import is_stored_name
+from imagehost.web.errors import Refusal, refusal_of
 from imagehost.web.query import page_number
 from imagehost.web.responses import representation, respond
 
+UPLOAD_FILE = Schema(
+    type=OpenAPIType.STRING,
+    format="binary",  # type: ignore[arg-type]
+    description="The image (JPEG, PNG or GIF), or a ZIP. Repeat the part for several images: the answer is"
+    ' then {"status", "results": [one single-upload answer or {"status": "error", "error", "filename"} each]}',
+)
 # Served user content is inert: a browser may show it as an image and nothing else.
 IMAGE_SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -101,14 +109,13 @@ def recent_ids(request: Request) -> list[int]:
     return [int(e[0]) for e in entries if len(e) < 4 or not e[3] or e[3] == principal.sub]
 
 
-async def uploaded_file(form: Any, limit: int) -> IncomingFile | None:
-    """The multipart field `file`, or None when there is none.
+async def uploaded_file(field: UploadFile | None, limit: int) -> IncomingFile | None:
+    """The bytes of a multipart `file` part, or None when there is none.
 
     Litestar spools the part to disk past 1 MB; at most one byte over `limit` is read into memory,
     which is enough for the service to refuse it.
     """
-    field = form.get("file")
-    if not isinstance(field, UploadFile):
+    if field is None:
         return None
     try:
         return IncomingFile(original_name=field.filename, content=await field.read(limit + 1))
@@ -139,19 +146,37 @@ class UploadController(Controller):
 
     @post(
         status_code=201,
-        operation_class=multipart(file=FILE),
+        operation_class=multipart(
+            file=UPLOAD_FILE,
+            zipfile=Schema(type=OpenAPIType.STRING, format="binary", description="A ZIP of album folders"),  # type: ignore[arg-type]
+            album_name=text("Put the images (or the ZIP) into this album"),
+            article_name=text("...and this article (default: from each file's name, SKU3_2.jpg -> SKU3)"),
+            mode=text("For a ZIP: merge (default) or replace the album's earlier images", "merge", "replace"),
+        ),
         responses=answers(201, UploadAnswer, "Stored", 400, 401, 403, 408, 413, 415, 422, 429, 503, 507),
     )
     async def upload(self, request: Request, images: ImageService, albums: Any) -> Response:
+        """One image (`file`), several (`file` parts: one answer each in `results`), or a ZIP.
+        `album_name` and `article_name` put the images into an album (albums/uploads.py)."""
         form = await request.form()
-        from imagehost.albums.uploads import archive_part, upload_archive_from_page  # albums import images
+        from imagehost.albums import uploads  # albums import images
 
-        if (archive := await archive_part(form)) is not None:  # a ZIP: unpacked into its album (albums/uploads.py)
-            return await upload_archive_from_page(request, form, archive, albums, images)
+        if (archive := await uploads.archive_part(form)) is not None:  # a ZIP: unpacked into its album
+            return await uploads.upload_archive_from_page(request, form, archive, albums, images)
+        principal = principal_of_request(request)
+        parts = uploads.file_parts(form)
+        try:
+            destination = await uploads.destination(albums, form, principal)
+        except ImageHostError:
+            for part in parts:
+                await part.close()
+            raise
+        if len(parts) > 1:
+            return await self._upload_several(request, images, albums, parts, destination)
+        incoming = await uploaded_file(parts[0] if parts else None, images.settings.max_upload_bytes)
+        link = destination.link(albums, incoming, principal) if destination and incoming else None
         async with images.intake:
-            result = await images.upload(
-                await uploaded_file(form, images.settings.max_upload_bytes), principal_of_request(request)
-            )
+            result = await images.upload(incoming, principal, link=link)
         remember_upload(request, result.image, result.delete_key, images.settings.recent_uploads_kept)
         links = Links(request, images)
         image = result.image
@@ -168,12 +193,68 @@ class UploadController(Controller):
             fragment="upload/_result.html",
             context=context,
             status_code=201,
+            json=lambda: upload_json(image, result.delete_key, links),
+        )
+
+    async def _upload_several(
+        self, request: Request, images: ImageService, albums: Any, parts: list[UploadFile], destination: Any
+    ) -> Response:
+        """Each file on its own, one after the other: a refusal is that file's answer and never stops
+        the others. 201 when any was stored, else the first refusal's status."""
+        principal = principal_of_request(request)
+        links = Links(request, images)
+        outcomes: list[UploadResult | Refusal] = []
+        for part in parts:
+            name = part.filename
+            try:
+                incoming = await uploaded_file(part, images.settings.max_upload_bytes)
+                link = destination.link(albums, incoming, principal) if destination and incoming else None
+                async with images.intake:
+                    result = await images.upload(incoming, principal, link=link)
+            except ImageHostError as error:
+                outcomes.append(refusal_of(request, error, name))
+                continue
+            remember_upload(request, result.image, result.delete_key, images.settings.recent_uploads_kept)
+            outcomes.append(result)
+        stored = [outcome for outcome in outcomes if isinstance(outcome, UploadResult)]
+        first_refusal = next((outcome for outcome in outcomes if isinstance(outcome, Refusal)), None)
+        status_code = 201 if stored or first_refusal is None else first_refusal.status_code
+        context = {
+            "results": outcomes,
+            "links": links,
+            "recent": await images.some(recent_ids(request)) if representation(request) != "json" else [],
+        }
+        return respond(
+            request,
+            page="upload/index.html",
+            fragment="upload/_results.html",
+            context=context,
+            status_code=status_code,
             json=lambda: {
-                "status": "success",
-                **image_json(image, links),
-                "delete_url": links.delete(image, result.delete_key),
+                "status": "success" if stored else "error",
+                "results": [
+                    upload_json(outcome.image, outcome.delete_key, links)
+                    if isinstance(outcome, UploadResult)
+                    else outcome.json()
+                    for outcome in outcomes
+                ],
             },
         )
+
+
+CATALOGUE_VIEWS = ("table", "grid")
+
+
+def catalogue_view(raw: str | None) -> str:
+    view = (raw or "table").strip().lower() or "table"
+    if view not in CATALOGUE_VIEWS:
+        raise InvalidParameter(field="view", reason="table or grid")
+    return view
+
+
+def upload_json(image: StoredImage, delete_key: str, links: Links) -> dict[str, Any]:
+    """A single upload's answer: the image's JSON and the link that deletes it."""
+    return {"status": "success", **image_json(image, links), "delete_url": links.delete(image, delete_key)}
 
 
 class CatalogueController(Controller):
@@ -186,7 +267,9 @@ class CatalogueController(Controller):
         uploader: str | None = None,
         album_name: str | None = None,
         article_name: str | None = None,
+        view: str | None = None,
     ) -> Response:
+        """`view=grid` shows the page as thumbnail cards instead of the table (HTML only)."""
         # Litestar routes /images and /images/ alike; the raw path tells them apart.
         if not request.scope.get("raw_path", b"/").split(b"?")[0].endswith(b"/"):
             query = f"?{request.url.query}" if request.url.query else ""
@@ -210,6 +293,7 @@ class CatalogueController(Controller):
                 "album_name": album_name or "",
                 "article_name": (article_name or "") if album_name else "",
                 "show_uploaders": images.policy.sees_uploaders(principal),
+                "view": catalogue_view(view),
             },
             json=lambda: catalogue_json(catalogue, links),
         )

@@ -21,10 +21,14 @@ class ImageFormat:
     stored: bool  # uploads keep it as it is; the others are only read (by the conversion API)
     name_extensions: tuple[str, ...] = ()  # other extensions people give such files: jpeg, jfif
     opened_as: tuple[str, ...] = ()  # other names Pillow gives files of this format: MPO for JPEG
+    other_magic: tuple[tuple[tuple[int, bytes], ...], ...] = ()  # more signatures, any one will do: TIFF's byte orders
 
     def starts(self, head: bytes) -> bool:
         """Whether `head` (the first MAGIC_LENGTH bytes of a file, or more) has this format's magic bytes."""
-        return all(head[offset : offset + len(magic)] == magic for offset, magic in self.magic)
+        return any(
+            all(head[offset : offset + len(magic)] == magic for offset, magic in signature)
+            for signature in (self.magic, *self.other_magic)
+        )
 
 
 MAGIC_LENGTH = 12  # bytes of a file's head that every magic check below fits in
@@ -39,12 +43,20 @@ GIF = ImageFormat("GIF", "gif", "image/gif", "GifImagePlugin", ((0, b"GIF8"),), 
 # The conversion API reads these too, and stores what it makes from them as JPEG.
 WEBP = ImageFormat("WEBP", "webp", "image/webp", "WebPImagePlugin", ((0, b"RIFF"), (8, b"WEBP")), False)
 BMP = ImageFormat("BMP", "bmp", "image/bmp", "BmpImagePlugin", ((0, b"BM"),), False)
+# Read only from ZIP archives, and only with ZIP_CONVERT_FORMATS on (shop archives hold them).
+TIFF = ImageFormat(
+    "TIFF", "tif", "image/tiff", "TiffImagePlugin", ((0, b"II*\x00"),), False, ("tiff",), (), (((0, b"MM\x00*"),),)
+)
 
-FORMATS: tuple[ImageFormat, ...] = (JPEG, PNG, GIF, WEBP, BMP)
+FORMATS: tuple[ImageFormat, ...] = (JPEG, PNG, GIF, WEBP, BMP, TIFF)
 STORED: tuple[ImageFormat, ...] = tuple(image_format for image_format in FORMATS if image_format.stored)
 BY_NAME = {image_format.name: image_format for image_format in FORMATS}
 STORED_NAMES: tuple[str, ...] = tuple(image_format.name for image_format in STORED)  # JPEG, PNG, GIF
-CONVERTIBLE_NAMES: tuple[str, ...] = tuple(image_format.name for image_format in FORMATS)
+# What the conversion API reads (and stores as JPEG).
+CONVERTIBLE_NAMES: tuple[str, ...] = ("JPEG", "PNG", "GIF", "WEBP", "BMP")
+# What a ZIP's entries may be in besides the stored formats when ZIP_CONVERT_FORMATS is on: they
+# are converted to PNG or JPEG in the isolated workers, then checked like any upload.
+ARCHIVE_CONVERTIBLE_NAMES: tuple[str, ...] = ("WEBP", "BMP", "TIFF")
 # For regular expressions: "jpg|png|gif".
 STORED_EXTENSION_PATTERN = "|".join(image_format.extension for image_format in STORED)
 

@@ -77,10 +77,18 @@ def process_upload(
     max_pixels: int,
     strip: bool,
     thumbnail_sizes: tuple[int, ...],
+    convert_from: tuple[str, ...] = (),
+    max_bytes: int | None = None,
 ) -> ProcessedImage:
-    """Validate, cut trailing bytes, strip metadata, make thumbnails. Raises domain errors."""
+    """Validate, cut trailing bytes, strip metadata, make thumbnails. Raises domain errors.
+
+    A file in one of `convert_from` (a ZIP entry with ZIP_CONVERT_FORMATS: WebP, BMP, TIFF) is first
+    converted to PNG or JPEG (see `converted`), and what that makes is then checked like any upload."""
     from imagehost.images.privacy import strip_metadata
 
+    source_format = None
+    if convert_from and formats.sniffed(content[: formats.MAGIC_LENGTH], convert_from) is not None:
+        source_format, content = converted(content, filename, convert_from, max_pixels, max_bytes)
     decoded = decode_checked(
         content, filename, allowed, max_pixels, draft_to=max(thumbnail_sizes) if thumbnail_sizes else None
     )
@@ -106,7 +114,45 @@ def process_upload(
         height=height,
         content=stored,
         thumbnails=make_thumbnails(shown, sizes_below(thumbnail_sizes, width, height)),
+        source_format=source_format,
     )
+
+
+# Photos in these come lossy already; a PNG of them would only be larger.
+LOSSY_SOURCES = {"WEBP"}
+CONVERTED_JPEG_QUALITY = 92
+
+
+def converted(
+    content: bytes, filename: str, readable: tuple[str, ...], max_pixels: int, max_bytes: int | None
+) -> tuple[str, bytes]:
+    """(the source format, a PNG or JPEG of its first picture, upright). PNG keeps transparency and
+    lossless sources (BMP, TIFF, lossless WebP) exact; a lossy WebP, or a lossless picture whose
+    PNG would not fit in `max_bytes`, becomes a JPEG. Metadata is not carried over."""
+    decoded = decode_checked(content, filename, readable, max_pixels, all_frames=False)
+    source = decoded.facts.file_format
+    image = upright(decoded.first_frame, decoded.orientation)
+    has_alpha = image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info)
+    lossless = source not in LOSSY_SOURCES or webp_is_lossless(decoded.content)
+    if has_alpha or lossless:
+        buffer = io.BytesIO()
+        image.convert("RGBA" if has_alpha else "RGB").save(buffer, "PNG", optimize=False, compress_level=6)
+        if has_alpha or max_bytes is None or buffer.tell() <= max_bytes:
+            return source, buffer.getvalue()
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=CONVERTED_JPEG_QUALITY, optimize=True)
+    return source, buffer.getvalue()
+
+
+def webp_is_lossless(content: bytes) -> bool:
+    """Whether the WebP's picture is VP8L (lossless) rather than VP8 (lossy): its RIFF chunks, walked."""
+    offset = 12
+    while offset + 8 <= len(content):
+        fourcc, size = content[offset : offset + 4], int.from_bytes(content[offset + 4 : offset + 8], "little")
+        if fourcc in (b"VP8L", b"VP8 "):
+            return fourcc == b"VP8L"
+        offset += 8 + size + (size & 1)
+    return False
 
 
 def convert_for_api(

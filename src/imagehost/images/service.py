@@ -228,10 +228,16 @@ class ImageService:
         self.log = action_log()
 
     async def upload(
-        self, incoming: IncomingFile | None, principal: Principal = ANONYMOUS, link: Link | None = None
+        self,
+        incoming: IncomingFile | None,
+        principal: Principal = ANONYMOUS,
+        link: Link | None = None,
+        convert_from: tuple[str, ...] = (),
     ) -> UploadResult:
         """`link` (albums) runs inside the transaction that stores the image, with its id: the image
-        and its place in an album are committed together or not at all."""
+        and its place in an album are committed together or not at all. A file in one of
+        `convert_from` (ZIP entries with ZIP_CONVERT_FORMATS) is stored as the PNG or JPEG the worker
+        makes of it, under its original name with that format's extension."""
         self.policy.require_upload(principal)
         if incoming is None:
             raise NoFileGiven()
@@ -248,7 +254,11 @@ class ImageService:
             settings.max_pixels,
             settings.strip_metadata,
             settings.thumbnail_sizes,
+            convert_from,
+            settings.max_upload_bytes,
         )
+        if convert_from and processed.source_format:
+            name = f"{name.rpartition('.')[0] or name}{EXTENSIONS[processed.file_format]}"
         return await self._store(name, processed, principal, link)
 
     async def convert(

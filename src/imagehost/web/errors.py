@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 import asyncpg
@@ -136,6 +138,29 @@ def status_of(error: ImageHostError) -> int:
     return HTTP_500_INTERNAL_SERVER_ERROR
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """One file's refusal inside an answer about several (POST /upload with several `file` parts)."""
+
+    status_code: int
+    message: str
+    filename: str
+
+    def json(self) -> dict[str, Any]:
+        return {"status": "error", "error": self.message, "filename": self.filename}
+
+
+def refusal_of(request: Request, error: ImageHostError, filename: str) -> Refusal:
+    """What the handler would have answered for this error alone, logged the same way."""
+    _log_domain_error(error, status_of(error))
+    return Refusal(status_of(error), _translate(request, error), filename)
+
+
+def _log_domain_error(error: ImageHostError, status_code: int) -> None:
+    if status_code != 404 or isinstance(error, errors.ImageNotFound):
+        action_log().error(error.log_line(), action=error.log_action)
+
+
 def handle_domain_error(request: Request, error: ImageHostError) -> Response:
     status_code = status_of(error)
     if isinstance(error, errors.SignInRequired):
@@ -143,8 +168,7 @@ def handle_domain_error(request: Request, error: ImageHostError) -> Response:
         redirect = sign_in_redirect(request)
         if redirect is not None:
             return redirect
-    if status_code != 404 or isinstance(error, errors.ImageNotFound):
-        action_log().error(error.log_line(), action=error.log_action)
+    _log_domain_error(error, status_code)
     response = error_response(request, status_code, _translate(request, error))
     if status_code == 401 and not isinstance(error, errors.SignInRequired):
         response.headers["WWW-Authenticate"] = 'Bearer realm="ImageHost API"'
