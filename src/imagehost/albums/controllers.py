@@ -8,15 +8,26 @@ from typing import Any, Literal
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import UploadFile
+from litestar.exceptions import SerializationException
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.openapi.spec.media_type import OpenAPIMediaType
 
 from imagehost.accounts.identity import principal_of_request
-from imagehost.albums.service import AlbumFile, AlbumService, ArchiveReport, EntryResult, JobReport, Note, StartedJob
-from imagehost.api.openapi import DeleteAnswer, ErrorAnswer, answers
-from imagehost.errors import N_, ImageHostError
+from imagehost.albums.names import catalogue_name
+from imagehost.albums.service import (
+    AlbumFile,
+    AlbumService,
+    ArchiveReport,
+    EntryResult,
+    JobReport,
+    MovedImages,
+    Note,
+    StartedJob,
+)
+from imagehost.api.openapi import DeleteAnswer, ErrorAnswer, answers, form_body
+from imagehost.errors import N_, ImageHostError, InvalidParameter, MissingParameter
 from imagehost.images.links import Links
 from imagehost.images.service import ImageService
 
@@ -27,6 +38,10 @@ ALBUM_DELETED = N_("The album {name} was deleted with its {count} images.")
 ARTICLE_DELETED = N_("The article {article} of the album {album} was deleted with its {count} images.")
 JOB_ACCEPTED = N_("The archive is being unpacked: follow its progress at job_url.")
 JOB_RUNNING = N_("{done} of {total} entries done so far.")
+ALBUM_RENAMED = N_("The album {old} is now called {new}.")
+ARTICLE_RENAMED = N_("The article {old} of the album {album} is now called {new}.")
+IMAGES_MOVED = N_("Images moved to the article {article} of the album {album}: {count}.")
+ARTICLE_REORDERED = N_("The photo order of the article {article} of the album {album} is saved ({count} images).")
 
 
 # --- The shapes, for the OpenAPI description -------------------------------------------------------
@@ -101,6 +116,59 @@ class CountAnswer:
     count: int
 
 
+@dataclass
+class RenamedAlbumAnswer:
+    status: Literal["success"]
+    message: str
+    album_name: str
+
+
+@dataclass
+class ArticleAnswer(RenamedAlbumAnswer):
+    """A renamed or reordered article: its album and its code (as stored)."""
+
+    article_number: str = ""
+
+
+@dataclass
+class RemovedArticle:
+    album_name: str
+    article_number: str
+
+
+@dataclass
+class MovedAnswer(ArticleAnswer):
+    """`removed_articles`: the articles the move left empty, deleted."""
+
+    moved: int = 0
+    removed_articles: list[RemovedArticle] | None = None
+
+
+def _json_body(**fields: Schema) -> type[Operation]:
+    return form_body(required=tuple(fields), media_types=("application/json",), **fields)
+
+
+_NEW_NAME = Schema(type=OpenAPIType.STRING, description="NFC, 1 to 200 characters, no / or control characters")
+_IMAGE_IDS = Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.INTEGER), description="Image ids")
+RenameBody = _json_body(new_name=_NEW_NAME)
+MoveBody = _json_body(
+    image_ids=_IMAGE_IDS,
+    album_name=Schema(type=OpenAPIType.STRING, description="The target album (it must exist)"),
+    article_name=Schema(type=OpenAPIType.STRING, description="The target article (created when missing)"),
+)
+ReorderBody = _json_body(
+    image_ids=Schema(
+        type=OpenAPIType.ARRAY,
+        items=Schema(type=OpenAPIType.INTEGER),
+        description="Every image of the article, each once, in the new order",
+    )
+)
+
+
+def with_conflict(described: dict[int, ResponseSpec], description: str) -> dict[int, ResponseSpec]:
+    return {**described, 409: ResponseSpec(data_container=ErrorAnswer, description=description)}
+
+
 def _with_conflict(described: dict[int, ResponseSpec]) -> dict[int, ResponseSpec]:
     return {
         **described,
@@ -148,6 +216,47 @@ def reason_text(request: Request, reason: ImageHostError | Note | None) -> str |
     if reason is None:
         return None
     return say(request, reason.template, **reason.params)
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """PicHosting's clients send JSON: anything but a JSON object is a 422."""
+    try:
+        values = await request.json()
+    except (ValueError, SerializationException):  # Litestar's own, for bytes that are no JSON
+        values = None
+    if not isinstance(values, dict):
+        raise InvalidParameter(field="body", reason="a JSON object")
+    return values
+
+
+def text_field(values: dict[str, Any], name: str) -> str:
+    value = values.get(name)
+    if value is None:
+        raise MissingParameter(name=name)
+    if not isinstance(value, str):
+        raise InvalidParameter(field=name, reason="a string")
+    return value
+
+
+def ids_field(values: dict[str, Any], name: str) -> list[int]:
+    value = values.get(name)
+    if value is None:
+        raise MissingParameter(name=name)
+    if not isinstance(value, list) or not all(type(item) is int for item in value):  # True is no id
+        raise InvalidParameter(field=name, reason="a list of image ids (whole numbers)")
+    return value
+
+
+def moved_json(request: Request, moved: MovedImages) -> dict[str, Any]:
+    message = say(request, IMAGES_MOVED, article=moved.article_number, album=moved.album_name, count=moved.moved)
+    return {
+        "status": "success",
+        "message": message,
+        "album_name": moved.album_name,
+        "article_number": moved.article_number,
+        "moved": moved.moved,
+        "removed_articles": [{"album_name": album, "article_number": code} for album, code in moved.emptied],
+    }
 
 
 def entry_json(request: Request, result: EntryResult, links: Links) -> dict[str, Any]:
@@ -379,3 +488,77 @@ class AlbumController(Controller):
         count = await albums.delete_article(album, article, principal_of_request(request))
         message = say(request, ARTICLE_DELETED, article=article, album=album, count=count)
         return Response({"status": "success", "message": message})
+
+
+MANAGE_ERRORS = (400, 401, 403, 404, 422, 503)
+
+
+class AlbumManageController(Controller):
+    """Renaming, moving and reordering (admins and the album's creator), PicHosting-style: JSON
+    bodies, answers with `status`, `message` and the album's name and article's code as stored."""
+
+    path = "/api"
+
+    @post(
+        "/rename-album/{album:str}",
+        status_code=200,
+        operation_class=RenameBody,
+        responses=with_conflict(
+            answers(200, RenamedAlbumAnswer, "Renamed", *MANAGE_ERRORS), "Another album has the new name"
+        ),
+    )
+    async def rename_album(self, request: Request, albums: AlbumService, album: str) -> Response:
+        """`{"new_name": "..."}`."""
+        new_name = text_field(await json_object(request), "new_name")
+        name = await albums.rename_album(album, new_name, principal_of_request(request))
+        message = say(request, ALBUM_RENAMED, old=album, new=name)
+        return Response({"status": "success", "message": message, "album_name": name})
+
+    @post(
+        "/rename-article/{album:str}/{article:str}",
+        status_code=200,
+        operation_class=RenameBody,
+        responses=with_conflict(
+            answers(200, ArticleAnswer, "Renamed", *MANAGE_ERRORS), "The album has an article with the new code"
+        ),
+    )
+    async def rename_article(self, request: Request, albums: AlbumService, album: str, article: str) -> Response:
+        """`{"new_name": "..."}`: the article's new code within its album."""
+        new_name = text_field(await json_object(request), "new_name")
+        code = await albums.rename_article(album, article, new_name, principal_of_request(request))
+        album = catalogue_name(album)
+        message = say(request, ARTICLE_RENAMED, old=catalogue_name(article), album=album, new=code)
+        return Response({"status": "success", "message": message, "album_name": album, "article_number": code})
+
+    @post(
+        "/move-images",
+        status_code=200,
+        operation_class=MoveBody,
+        responses=with_conflict(
+            answers(200, MovedAnswer, "Moved", *MANAGE_ERRORS), "The article already holds the same file"
+        ),
+    )
+    async def move_images(self, request: Request, albums: AlbumService) -> Response:
+        """`{"image_ids": [...], "album_name": "...", "article_name": "..."}`: into that article
+        (created when missing), after its last photo; articles left empty are deleted. All or
+        nothing: a file the article already holds refuses the move (409)."""
+        values = await json_object(request)
+        ids = ids_field(values, "image_ids")
+        album_name, article_name = text_field(values, "album_name"), text_field(values, "article_name")
+        moved = await albums.move_images(ids, album_name, article_name, principal_of_request(request))
+        return Response(moved_json(request, moved))
+
+    @post(
+        "/reorder/{album:str}/{article:str}",
+        status_code=200,
+        operation_class=ReorderBody,
+        responses=answers(200, ArticleAnswer, "The new photo order is saved", *MANAGE_ERRORS),
+    )
+    async def reorder(self, request: Request, albums: AlbumService, album: str, article: str) -> Response:
+        """`{"image_ids": [...]}`: every image of the article, each once, in the new order (else 422)."""
+        ids = ids_field(await json_object(request), "image_ids")
+        principal = principal_of_request(request)
+        count = await albums.reorder_article(album, article, ids, principal)
+        album, article = catalogue_name(album), catalogue_name(article)  # as stored (checked by now)
+        message = say(request, ARTICLE_REORDERED, article=article, album=album, count=count)
+        return Response({"status": "success", "message": message, "album_name": album, "article_number": article})

@@ -12,20 +12,32 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from litestar import Controller, Request, Response, get, route
+from litestar import Controller, Request, Response, get, post, route
+from litestar.datastructures import UploadFile
 from litestar.response import Redirect
 
 from imagehost.accounts.identity import principal_of_request
 from imagehost.accounts.principal import Principal
-from imagehost.albums.controllers import ALBUM_DELETED, ARTICLE_DELETED, say
+from imagehost.albums.controllers import (
+    ALBUM_DELETED,
+    ALBUM_RENAMED,
+    ARTICLE_DELETED,
+    ARTICLE_RENAMED,
+    ArticleAnswer,
+    MovedAnswer,
+    RenamedAlbumAnswer,
+    moved_json,
+    say,
+    with_conflict,
+)
 from imagehost.albums.names import catalogue_name
 from imagehost.albums.service import AlbumService, FoundAlbum
 from imagehost.albums.tables import AlbumImage, Article
-from imagehost.api.openapi import DeleteAnswer, answers
-from imagehost.errors import AlbumNotFound, ArticleNotFound
+from imagehost.api.openapi import DeleteAnswer, answers, form, text
+from imagehost.errors import N_, AlbumNotFound, ArticleNotFound, InvalidParameter, MissingParameter
 from imagehost.images.links import Links
 from imagehost.images.service import ImageService, StoredImage
-from imagehost.web.query import page_number
+from imagehost.web.query import page_number, whole_number
 from imagehost.web.responses import representation, respond
 
 GRID_PAGE_SIZE = 24
@@ -83,6 +95,10 @@ _GALLERY = (
     " JOIN images i ON i.id = ai.image WHERE ai.article = {} ORDER BY ai.position, ai.image LIMIT {}"
     " OFFSET {}"
 )
+# The album's article codes a move form offers (a datalist: the first ones by code are enough).
+_ARTICLE_CHOICES = "SELECT code FROM articles WHERE album = {} ORDER BY code LIMIT {}"
+ARTICLE_CHOICES = 200
+IMAGE_SHIFTED = N_("The photo order of the article {article} is saved.")
 
 
 def path_part(name: str) -> str:
@@ -96,6 +112,11 @@ def album_url(album: str) -> str:
 
 def article_url(album: str, article: str) -> str:
     return f"{album_url(album)}/{path_part(article)}"
+
+
+def manage_url(action: str, *names: str) -> str:
+    """A manage form's target, beside /albums: /reorder/<album>/<article>, /rename-album/<album>."""
+    return "/".join(["", action, *map(path_part, names)])
 
 
 def _pattern(search: str) -> str:
@@ -207,6 +228,10 @@ class AlbumPages:
         images = [StoredImage.from_row(image) for image in rows]
         return ArticleView(album, code, total, Listing(images, page, total))
 
+    async def article_choices(self, album: FoundAlbum) -> list[str]:
+        rows = await Article.raw(_ARTICLE_CHOICES, album.id, ARTICLE_CHOICES)
+        return [row["code"] for row in rows]
+
     async def _album(self, name: str) -> FoundAlbum:
         album = await self.albums.find_album(name)
         if album is None:
@@ -272,7 +297,9 @@ class AlbumPagesController(Controller):
         album: str,
         q: str | None = None,
         page: str | None = None,
+        delete: str | None = None,
     ) -> Response:
+        """`?delete=confirm`: the page asks whether to delete (the Delete button without JavaScript)."""
         principal = principal_of_request(request)
         search = _search(q)
         view = await AlbumPages(albums).album(album, search, page_number(page), principal)
@@ -289,6 +316,8 @@ class AlbumPagesController(Controller):
                 "album_url": album_url,
                 "article_url": article_url,
                 "may_manage": albums.policy.may_manage_album(principal, view.album.created_by_sub),
+                "manage_url": manage_url,
+                "confirm_delete": delete == "confirm",
             },
             json=lambda: {
                 **_listing_json(
@@ -321,41 +350,12 @@ class AlbumPagesController(Controller):
         album: str,
         article: str,
         page: str | None = None,
+        delete: str | None = None,
     ) -> Response:
+        """`?delete=confirm`: the page asks whether to delete (the Delete button without JavaScript)."""
         principal = principal_of_request(request)
         view = await AlbumPages(albums).article(album, article, page_number(page), principal)
-        links = Links(request, images)
-        return respond(
-            request,
-            page="albums/article.html",
-            fragment="albums/_gallery.html",
-            context={
-                "view": view,
-                "links": links,
-                "album_url": album_url,
-                "article_url": article_url,
-                "may_manage": albums.policy.may_manage_album(principal, view.album.created_by_sub),
-            },
-            json=lambda: {
-                **_listing_json(
-                    view.listing,
-                    [
-                        {
-                            "id": image.id,
-                            "filename": image.stored_name,
-                            "original_name": image.original_name,
-                            "public_link": links.image(image),
-                            "preview_url": links.preview(image, 480),
-                            "page_url": links.page(image),
-                        }
-                        for image in view.listing.items
-                    ],
-                ),
-                "album_name": view.album.name,
-                "article_number": view.code,
-                "images": view.images,
-            },
-        )
+        return await _gallery_response(request, albums, images, view, principal, confirm_delete=delete == "confirm")
 
     @route(
         "/{album:str}",
@@ -380,6 +380,59 @@ class AlbumPagesController(Controller):
         return _deleted(request, album_url(catalogue_name(album)), message)
 
 
+async def _gallery_response(
+    request: Request,
+    albums: AlbumService,
+    images: ImageService,
+    view: ArticleView,
+    principal: Principal,
+    *,
+    confirm_delete: bool = False,
+    counts_changed: bool = False,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The article page, or its gallery fragment (with the counts out of band when they changed)."""
+    links = Links(request, images)
+    may_manage = albums.policy.may_manage_album(principal, view.album.created_by_sub)
+    pages = AlbumPages(albums)
+    return respond(
+        request,
+        page="albums/article.html",
+        fragment="albums/_gallery.html",
+        headers=headers,
+        context={
+            "view": view,
+            "links": links,
+            "album_url": album_url,
+            "article_url": article_url,
+            "may_manage": may_manage,
+            "manage_url": manage_url,
+            "article_codes": await pages.article_choices(view.album) if may_manage else [],
+            "confirm_delete": confirm_delete,
+            "counts_changed": counts_changed,
+        },
+        json=lambda: {
+            **_listing_json(
+                view.listing,
+                [
+                    {
+                        "id": image.id,
+                        "filename": image.stored_name,
+                        "original_name": image.original_name,
+                        "public_link": links.image(image),
+                        "preview_url": links.preview(image, 480),
+                        "page_url": links.page(image),
+                    }
+                    for image in view.listing.items
+                ],
+            ),
+            "album_name": view.album.name,
+            "article_number": view.code,
+            "images": view.images,
+        },
+    )
+
+
 def _deleted(request: Request, back: str, message: str) -> Response:
     """htmx goes to the page above (a whole new page); a form is sent there; JSON says so."""
     kind = representation(request)
@@ -388,3 +441,138 @@ def _deleted(request: Request, back: str, message: str) -> Response:
     if kind == "page":
         return Redirect(back, status_code=303)
     return Response({"status": "success", "message": message})
+
+
+def _went(request: Request, url: str, body: dict[str, Any]) -> Response:
+    """After a change that moves the page elsewhere (a new name, an article left empty): htmx
+    loads the new page, a form is sent there, JSON says what was done."""
+    kind = representation(request)
+    if kind == "fragment":
+        return Response("", headers={"HX-Redirect": url, "Vary": "HX-Request, Accept"})
+    if kind == "page":
+        return Redirect(url, status_code=303)
+    return Response(body, headers={"Vary": "HX-Request, Accept"})
+
+
+def _form_text(values: Any, name: str) -> str:
+    value = values.get(name)
+    if value is None or isinstance(value, UploadFile):
+        raise MissingParameter(name=name)
+    return str(value)
+
+
+def _form_image_id(values: Any) -> int:
+    return whole_number("image_id", _form_text(values, "image_id"), low=1, high=2**31 - 1, default=0)
+
+
+_NEW_NAME = text("The new name (NFC, 1 to 200 characters, no / or control characters)")
+MANAGE_ERRORS = (400, 401, 403, 404, 422, 503)
+CONFLICT = "The new name or code is taken, or the article already holds the same file"
+
+
+class AlbumManagePagesController(Controller):
+    """The forms of the album pages for admins and an album's creator: rename, reorder, move.
+
+    Each works as a plain form (POST, then 303 back to the page) and through htmx (the gallery
+    fragment, or HX-Redirect when the page's URL changes). Cross-site POSTs are refused before any
+    handler (web/guard.py), as for the page deletes. Paths beside /albums, not below it: any name
+    below /albums/<album> is an article's.
+    """
+
+    @post(
+        "/rename-album/{album:str}",
+        status_code=200,
+        operation_class=form(new_name=_NEW_NAME),
+        responses=with_conflict(
+            answers(200, RenamedAlbumAnswer, "Renamed (a form is sent to the album's new page)", *MANAGE_ERRORS),
+            CONFLICT,
+        ),
+    )
+    async def rename_album(self, request: Request, albums: AlbumService, album: str) -> Response:
+        values = await request.form()
+        name = await albums.rename_album(album, _form_text(values, "new_name"), principal_of_request(request))
+        message = say(request, ALBUM_RENAMED, old=album, new=name)
+        return _went(request, album_url(name), {"status": "success", "message": message, "album_name": name})
+
+    @post(
+        "/rename-article/{album:str}/{article:str}",
+        status_code=200,
+        operation_class=form(new_name=_NEW_NAME),
+        responses=with_conflict(
+            answers(200, ArticleAnswer, "Renamed (a form is sent to the article's new page)", *MANAGE_ERRORS), CONFLICT
+        ),
+    )
+    async def rename_article(self, request: Request, albums: AlbumService, album: str, article: str) -> Response:
+        values = await request.form()
+        code = await albums.rename_article(
+            album, article, _form_text(values, "new_name"), principal_of_request(request)
+        )
+        album = catalogue_name(album)
+        message = say(request, ARTICLE_RENAMED, old=catalogue_name(article), album=album, new=code)
+        body = {"status": "success", "message": message, "album_name": album, "article_number": code}
+        return _went(request, article_url(album, code), body)
+
+    @post(
+        "/reorder/{album:str}/{article:str}",
+        status_code=200,
+        operation_class=form(
+            image_id=text("The image to move"),
+            direction=text("Earlier or later by one place", "earlier", "later"),
+        ),
+        responses=answers(200, ArticleAnswer, "Moved by one place: the gallery's page where it now is", *MANAGE_ERRORS),
+    )
+    async def reorder(
+        self, request: Request, albums: AlbumService, images: ImageService, album: str, article: str
+    ) -> Response:
+        """The gallery's "earlier" and "later" buttons: one image one place along the photo order."""
+        values = await request.form()
+        image_id = _form_image_id(values)
+        direction = _form_text(values, "direction")
+        if direction not in {"earlier", "later"}:
+            raise InvalidParameter(field="direction", reason="earlier or later")
+        principal = principal_of_request(request)
+        place = await albums.shift_image(album, article, image_id, -1 if direction == "earlier" else 1, principal)
+        page = place // GRID_PAGE_SIZE + 1  # the gallery's page that shows it now
+        kind = representation(request)
+        if kind == "page":
+            return Redirect(
+                f"{article_url(catalogue_name(album), catalogue_name(article))}?page={page}#image-{image_id}",
+                status_code=303,
+            )
+        view = await AlbumPages(albums).article(album, article, page, principal)
+        message = say(request, IMAGE_SHIFTED, article=view.code)
+        if kind == "json":
+            body = {"status": "success", "message": message, "album_name": view.album.name, "article_number": view.code}
+            return Response(body, headers={"Vary": "HX-Request, Accept"})
+        push = {"HX-Push-Url": f"{article_url(view.album.name, view.code)}?page={page}"}
+        return await _gallery_response(request, albums, images, view, principal, headers=push)
+
+    @post(
+        "/move-image/{album:str}/{article:str}",
+        status_code=200,
+        operation_class=form(
+            image_id=text("The image to move"),
+            article_name=text("The article of this album it goes to (created when missing)"),
+        ),
+        responses=with_conflict(answers(200, MovedAnswer, "Moved: the gallery without it", *MANAGE_ERRORS), CONFLICT),
+    )
+    async def move_image(
+        self, request: Request, albums: AlbumService, images: ImageService, album: str, article: str
+    ) -> Response:
+        """The gallery's "Move to the article" form: one image of this article to another of the album."""
+        values = await request.form()
+        image_id = _form_image_id(values)
+        target = _form_text(values, "article_name")
+        principal = principal_of_request(request)
+        moved = await albums.move_images([image_id], album, target, principal)
+        here = (moved.album_name, catalogue_name(article))
+        if here in moved.emptied:  # the article is gone: its album's page
+            return _went(request, album_url(moved.album_name), moved_json(request, moved))
+        page = page_number(_form_text(values, "page") if values.get("page") else None)
+        view = await AlbumPages(albums).article(album, article, page, principal)
+        if page > view.listing.total_pages:  # it was the last image of the last page
+            page = view.listing.total_pages
+            view = await AlbumPages(albums).article(album, article, page, principal)
+        if representation(request) != "fragment":
+            return _went(request, f"{article_url(*here)}?page={page}", moved_json(request, moved))
+        return await _gallery_response(request, albums, images, view, principal, counts_changed=True)

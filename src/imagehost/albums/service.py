@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal
 
 import anyio.to_thread
+import asyncpg
 
 from imagehost.accounts.principal import Principal
 from imagehost.albums.archive import Archive, ArchiveLimits, open_archive
@@ -23,14 +25,20 @@ from imagehost.albums.names import catalogue_name, natural_key
 from imagehost.albums.tables import Album, AlbumImage, Article
 from imagehost.errors import (
     N_,
+    AlbumChangeForbidden,
     AlbumExists,
     AlbumForbidden,
+    AlbumNameTaken,
     AlbumNotFound,
+    ArticleCodeTaken,
     ArticleNotFound,
     ImageHostError,
+    ImageNotInAlbum,
     InvalidParameter,
     JobInterrupted,
     NoArchiveGiven,
+    OrderMismatch,
+    SameFileInArticle,
 )
 from imagehost.images.formats import ARCHIVE_CONVERTIBLE_NAMES
 from imagehost.images.service import DeleteCredentials, ImageService, IncomingFile, StoredImage
@@ -138,6 +146,17 @@ class AlbumFile:
 
 
 @dataclass(frozen=True)
+class MovedImages:
+    """What a move did: where the images went, how many moved, and the articles it left empty
+    (deleted: an article without images does not linger)."""
+
+    album_name: str
+    article_number: str
+    moved: int
+    emptied: list[tuple[str, str]]  # (album, article) removed
+
+
+@dataclass(frozen=True)
 class FoundAlbum:
     id: int
     name: str
@@ -155,6 +174,29 @@ _SAME_FILE_IN_ARTICLE = (
 )
 _ALBUM_FILES = _SELECT_FILES + " WHERE ai.album = {} ORDER BY ai.image DESC"
 _ARTICLE_FILES = _SELECT_FILES + " WHERE ai.article = {} ORDER BY ai.image DESC"
+
+
+# The images a move names, with where they are and their two digests (the duplicate test).
+_MOVED_ROWS = (
+    "SELECT ai.image, ai.article, ai.source_sha256, i.sha256, ar.code, al.id AS album_id, al.name AS album_name,"
+    " al.created_by_sub FROM album_images ai JOIN images i ON i.id = ai.image JOIN articles ar ON ar.id = ai.article"
+    " JOIN albums al ON al.id = ai.album WHERE ai.image = ANY({}) ORDER BY ai.image"
+)
+# The target article's images holding one of these files (as uploaded, or as stored).
+_SAME_FILES_IN_ARTICLE = (
+    "SELECT ai.image, ai.source_sha256, i.sha256 FROM album_images ai JOIN images i ON i.id = ai.image"
+    " WHERE ai.article = {} AND NOT ai.image = ANY({}) AND (ai.source_sha256 = ANY({}) OR i.sha256 = ANY({})) LIMIT 1"
+)
+# Positions written in one statement: the n-th id gets base + n.
+_SET_POSITIONS = (
+    "UPDATE album_images ai SET album = {}, article = {}, position = {} + m.n"
+    " FROM unnest({}::int[]) WITH ORDINALITY AS m(image, n) WHERE ai.image = m.image"
+)
+# Moves and reorders take their articles' rows first, in id order (no deadlock between two of them);
+# NO KEY UPDATE lets uploads go on linking new images to them meanwhile.
+_LOCK_ARTICLES = "SELECT id FROM articles WHERE id = ANY({}) ORDER BY id FOR NO KEY UPDATE"
+MOST_MOVED = 1000  # image ids in one move
+LARGEST_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -567,6 +609,173 @@ class AlbumService:
         article_id = await self._article_id(await self._album(album_name), article)
         return await AlbumImage.count().where(AlbumImage.article == article_id)
 
+    # --- Renaming, moving, reordering (admins and the album's creator) -------------------------
+
+    async def rename_album(self, album_name: str, new_name: str, principal: Principal) -> str:
+        """The album's new name (albums/names.py). A name another album has is a 409; the same
+        name again changes nothing. Returns the name as stored."""
+        album = await self._album(album_name)
+        self._require_manage(album, principal, "rename", AlbumChangeForbidden)
+        name = catalogue_name(new_name)
+        if name != album.name:
+            try:
+                await Album.update({Album.name: name}).where(Album.id == album.id)
+            except asyncpg.UniqueViolationError:
+                raise AlbumNameTaken(name=name) from None
+        self.log.info(f"album {album.name} renamed to {name} by {self._who(principal)}.", action="Success")
+        return name
+
+    async def rename_article(self, album_name: str, code: str, new_code: str, principal: Principal) -> str:
+        """The article's new code within its album; a code the album has already is a 409."""
+        album = await self._album(album_name)
+        article_id = await self._article_id(album, code)
+        self._require_manage(album, principal, "rename", AlbumChangeForbidden)
+        old, new = catalogue_name(code), catalogue_name(new_code)
+        if new != old:
+            try:
+                await Article.update({Article.code: new}).where(Article.id == article_id)
+            except asyncpg.UniqueViolationError:
+                raise ArticleCodeTaken(album=album.name, article=new) from None
+        self.log.info(
+            f"article {old} of album {album.name} renamed to {new} by {self._who(principal)}.", action="Success"
+        )
+        return new
+
+    async def move_images(
+        self, image_ids: list[int], album_name: str, article_code: str, principal: Principal
+    ) -> MovedImages:
+        """Images of any albums into one article (created when missing), after its last photo, in
+        the order given. Manage rights on the target album and on every album an image leaves.
+        All or nothing: a file the article already holds (same SHA-256, as uploaded or as stored)
+        refuses the whole move with 409, as the ZIP upload would have skipped it. Images already in
+        the article stay where they are. Articles left empty are deleted."""
+        ids = _image_ids(image_ids)
+        target = await self._album(album_name)
+        code = catalogue_name(article_code)
+        self._require_manage(target, principal, "move", AlbumChangeForbidden)
+        async with AlbumImage._meta.db.transaction():
+            await Article.raw(
+                "INSERT INTO articles (album, code) VALUES ({}, {}) ON CONFLICT (album, code) DO NOTHING",
+                target.id,
+                code,
+            )
+            article_id = (
+                await Article.select(Article.id).where(Article.album == target.id, Article.code == code).first()
+            )["id"]
+            sources = {row["article"] for row in await AlbumImage.raw(_MOVED_ROWS, ids)}
+            await Article.raw(_LOCK_ARTICLES, sorted(sources | {article_id}))
+            rows = {row["image"]: row for row in await AlbumImage.raw(_MOVED_ROWS + " FOR UPDATE OF ai", ids)}
+            if missing := [image_id for image_id in ids if image_id not in rows]:
+                raise ImageNotInAlbum(id=missing[0])
+            for row in {row["album_id"]: row for row in rows.values()}.values():
+                leaving = FoundAlbum(row["album_id"], row["album_name"], row["created_by_sub"])
+                self._require_manage(leaving, principal, "move", AlbumChangeForbidden)
+            moving = [rows[image_id] for image_id in ids if rows[image_id]["article"] != article_id]
+            self._refuse_same_files(moving, await self._same_files(article_id, moving), target.name, code)
+            if moving:
+                base = await AlbumImage.raw(
+                    "SELECT coalesce(max(position), 0) AS last FROM album_images WHERE article = {}", article_id
+                )
+                await AlbumImage.raw(
+                    _SET_POSITIONS, target.id, article_id, base[0]["last"], [row["image"] for row in moving]
+                )
+            left = sorted({row["article"] for row in moving})
+            emptied = await Article.raw(
+                "DELETE FROM articles a USING albums al WHERE al.id = a.album AND a.id = ANY({}) AND NOT EXISTS"
+                " (SELECT 1 FROM album_images ai WHERE ai.article = a.id) RETURNING al.name, a.code",
+                left,
+            )
+        report = MovedImages(target.name, code, len(moving), [(row["name"], row["code"]) for row in emptied])
+        origins = sorted({f"article {row['code']} of album {row['album_name']}" for row in moving})
+        removed = "".join(
+            f"; article {article} of album {album} left empty, deleted" for album, article in report.emptied
+        )
+        self.log.info(
+            f"{report.moved} image(s) moved to article {code} of album {target.name} by {self._who(principal)}"
+            f" (from {', '.join(origins) or 'the same article'}{removed}).",
+            action="Success",
+        )
+        return report
+
+    async def _same_files(self, article_id: int, moving: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not moving:
+            return []
+        digests = sorted({row["source_sha256"] for row in moving} | {row["sha256"] for row in moving})
+        ids = [row["image"] for row in moving]
+        return await AlbumImage.raw(_SAME_FILES_IN_ARTICLE, article_id, ids, digests, digests)
+
+    @staticmethod
+    def _refuse_same_files(moving: list[dict[str, Any]], held: list[dict[str, Any]], album: str, article: str) -> None:
+        """A moved file the article holds already, or two moved images that are the same file."""
+        seen: dict[str, int] = {}
+        for row in held:
+            seen.update({row["source_sha256"]: row["image"], row["sha256"]: row["image"]})
+        for row in moving:
+            existing = seen.get(row["source_sha256"]) or seen.get(row["sha256"])
+            if existing is not None:
+                raise SameFileInArticle(album=album, article=article, id=row["image"], existing=existing)
+            seen.update({row["source_sha256"]: row["image"], row["sha256"]: row["image"]})
+
+    async def reorder_article(self, album_name: str, code: str, image_ids: list[int], principal: Principal) -> int:
+        """The article's photo order, given whole: each of its images exactly once (else 422,
+        naming what is missing, foreign or repeated). Returns how many images it holds."""
+        album = await self._album(album_name)
+        article_id = await self._article_id(album, code)
+        self._require_manage(album, principal, "reorder", AlbumChangeForbidden)
+        async with AlbumImage._meta.db.transaction():
+            current = await self._locked_order(article_id)
+            order = list(image_ids)
+            repeated = sorted(image_id for image_id, times in Counter(order).items() if times > 1)
+            missing = [image_id for image_id in current if image_id not in set(order)]
+            extra = sorted(set(order) - set(current))
+            if repeated or missing or extra:
+                raise OrderMismatch(
+                    album=album.name,
+                    article=catalogue_name(code),
+                    count=len(current),
+                    missing=_listed(missing),
+                    extra=_listed(extra),
+                    repeated=_listed(repeated),
+                )
+            await AlbumImage.raw(_SET_POSITIONS, album.id, article_id, 0, order)
+        self.log.info(
+            f"article {catalogue_name(code)} of album {album.name} reordered by {self._who(principal)}"
+            f" ({len(order)} images).",
+            action="Success",
+        )
+        return len(order)
+
+    async def shift_image(self, album_name: str, code: str, image_id: int, step: int, principal: Principal) -> int:
+        """One image `step` places earlier (negative) or later in its article's photo order (the
+        page's buttons); at either end it stays. Returns its new place, from 0."""
+        album = await self._album(album_name)
+        article_id = await self._article_id(album, code)
+        self._require_manage(album, principal, "reorder", AlbumChangeForbidden)
+        async with AlbumImage._meta.db.transaction():
+            order = await self._locked_order(article_id)
+            if image_id not in order:
+                raise ImageNotInAlbum(id=image_id)
+            place = order.index(image_id)
+            new_place = min(max(place + step, 0), len(order) - 1)
+            order.insert(new_place, order.pop(place))
+            if new_place != place:
+                await AlbumImage.raw(_SET_POSITIONS, album.id, article_id, 0, order)
+        if new_place != place:
+            self.log.info(
+                f"image #{image_id} moved from place {place + 1} to {new_place + 1} in article {catalogue_name(code)}"
+                f" of album {album.name} by {self._who(principal)}.",
+                action="Success",
+            )
+        return new_place
+
+    async def _locked_order(self, article_id: int) -> list[int]:
+        """The article's image ids in photo order, the article's row and its images' rows locked."""
+        await Article.raw(_LOCK_ARTICLES, [article_id])
+        rows = await AlbumImage.raw(
+            "SELECT image FROM album_images WHERE article = {} ORDER BY position, image FOR UPDATE", article_id
+        )
+        return [row["image"] for row in rows]
+
     # --- Deleting --------------------------------------------------------------------------------
 
     async def delete_album(self, album_name: str, principal: Principal) -> int:
@@ -593,10 +802,16 @@ class AlbumService:
         )
         return removed
 
-    def _require_manage(self, album: FoundAlbum, principal: Principal, action: str) -> None:
+    def _require_manage(
+        self, album: FoundAlbum, principal: Principal, action: str, refusal: type[AlbumForbidden] = AlbumForbidden
+    ) -> None:
         self.policy.require_upload(principal)  # the usual 401 for a visitor who must sign in
         if not self.policy.may_manage_album(principal, album.created_by_sub):
-            raise AlbumForbidden(name=album.name, action=action, who=principal.name or "anonymous")
+            raise refusal(name=album.name, action=action, who=principal.name or "anonymous")
+
+    @staticmethod
+    def _who(principal: Principal) -> str:
+        return principal.name or "the operator"
 
     @staticmethod
     def _granted(principal: Principal, album: str) -> str:
@@ -628,3 +843,23 @@ class AlbumService:
             album_id,
         )
         return removed
+
+
+def _image_ids(image_ids: list[int]) -> list[int]:
+    """The ids of a move, each once, in the order given."""
+    ids = list(dict.fromkeys(image_ids))
+    if not ids:
+        raise InvalidParameter(field="image_ids", reason="at least one image id")
+    if len(ids) > MOST_MOVED:
+        raise InvalidParameter(field="image_ids", reason=f"at most {MOST_MOVED} ids at once")
+    if unknown := [image_id for image_id in ids if not 0 < image_id <= LARGEST_ID]:
+        raise ImageNotInAlbum(id=unknown[0])  # no image has it (ids are PostgreSQL integers)
+    return ids
+
+
+def _listed(ids: list[int]) -> str:
+    """Ids for a message: the first few, then how many more."""
+    if not ids:
+        return "—"
+    shown = ", ".join(str(image_id) for image_id in ids[:10])
+    return shown + (f" (+{len(ids) - 10})" if len(ids) > 10 else "")
