@@ -46,6 +46,7 @@ from imagehost.images.workers import WorkerPool
 from imagehost.logging import action_log, configure_logging
 from imagehost.ops.routes import ROUTE_HANDLERS as OPS_ROUTES
 from imagehost.pages.controllers import choose_language, health, home, ready
+from imagehost.previews.controllers import OEmbedController
 from imagehost.settings import SUPPORTED_LANGUAGES, Settings
 from imagehost.web.deadline import body_deadline
 from imagehost.web.errors import EXCEPTION_HANDLERS
@@ -205,6 +206,7 @@ def create_app(settings: Settings) -> Litestar:
             LinkSheetController,
             CatalogueExportController,
             AlbumDownloadController,
+            OEmbedController,
             # The conversion API and the log: token only, and a larger body limit on this route alone.
             Router(
                 path="/",

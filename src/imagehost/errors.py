@@ -331,3 +331,20 @@ class ArchiveTooLargeForPage(ImageHostError):
         " which takes large archives."
     )
     log_template = "archive {filename} over {limit} refused on /upload (for /api/upload)."
+
+
+class NulInQuery(ImageHostError):
+    template = N_("The address holds a NUL character (%00), which no name or filter can contain.")
+    log_template = "query string with a NUL character refused."
+
+
+class NothingToEmbed(ImageHostError):
+    template = N_(
+        "There is nothing of this site to embed at {url}: give the address of an image, an album or an article here."
+    )
+    log_template = "oEmbed: nothing to embed at {url!r}."
+
+
+class OEmbedFormatUnsupported(ImageHostError):
+    template = N_("oEmbed answers are given in JSON only (format=json), not {format}.")
+    log_template = "oEmbed format {format!r} refused."

@@ -174,6 +174,10 @@ CASES = [
     Case(
         "POST", "/delete/{image_id:int}", lambda w: f"/delete/{w.fresh()['id']}", everyone(403, admin=200, revoked=401)
     ),
+    # The confirmation page of a delete link: for whoever the delete would be allowed to.
+    Case(
+        "GET", "/delete/{image_id:int}", lambda w: f"/delete/{w.fresh()['id']}", everyone(403, admin=200, revoked=401)
+    ),
     Case(
         "POST",
         "/api/images",
@@ -189,6 +193,7 @@ CASES = [
     ),
     Case("GET", "/logs", lambda w: "/logs", everyone(401, token=403, service=200)),
     Case("GET", "/ops/stats", lambda w: "/ops/stats", everyone(403, anonymous=401, admin=200, revoked=401)),
+    Case("GET", "/ops/logs", lambda w: "/ops/logs", everyone(403, anonymous=401, admin=200, revoked=401)),
     # The consistency check: admins only (a session or an admin's token); service tokens are refused too.
     Case("POST", "/api/sync", lambda w: "/api/sync", everyone(403, anonymous=401, admin=200, revoked=401)),
     Case("GET", "/ops/check", lambda w: "/ops/check", everyone(403, anonymous=401, admin=200, revoked=401)),
@@ -260,6 +265,8 @@ CASES = [
         lambda w: f"/download/album/{owned_album(w)}/SKU1",
         BROWSE,
     ),
+    # oEmbed: what another site learns about a link, for whoever may browse.
+    Case("GET", "/oembed", lambda w: f"/oembed?url=http://testserver.local/i/{w.image['filename']}", BROWSE),
     Case("GET", "/static/{file_path:path}", lambda w: "/static/site.css", PUBLIC),
     Case("HEAD", "/static/{file_path:path}", lambda w: "/static/site.css", PUBLIC),
     # Last: signing out ends every session of the person, so their cookies walk no further.

@@ -118,3 +118,10 @@ def test_an_image_refused_in_an_album_leaves_no_album_behind(client, settings):
     assert response.status_code == 415, response.text
     assert run_sql(settings.database_url, "SELECT name FROM albums") == []
     assert client.get("/api/albums").json() == []
+
+
+def test_an_archive_with_every_entry_refused_is_also_an_error_answer(client, settings):
+    response = send(client, make_zip([("Shop/A/notes.txt", b"text")]))
+    assert response.status_code == 422
+    body = response.json()
+    assert body["status"] == "error" and body["error"] == body["message"] and body["refused"] == 1

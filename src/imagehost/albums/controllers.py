@@ -292,6 +292,8 @@ def report_json(request: Request, report: ArchiveReport, links: Links, status: s
         "refused": report.refused,
         "skipped": report.skipped,
         "results": [entry_json(request, result, links) for result in report.results],
+        # A 422 (every entry refused) is also an error answer: clients that read `error` find the message.
+        **({"error": message} if status == "error" else {}),
     }
 
 

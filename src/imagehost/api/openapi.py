@@ -149,6 +149,7 @@ ERROR_REASONS = {
     415: "Not an accepted image format",
     422: "A parameter is out of range, or the image needs more memory or time than a worker has",
     429: "Too many requests from this address",
+    501: "An answer format this route does not give (oEmbed: only JSON)",
     503: "The database or the image store is unavailable, or the service is stopping",
     507: "The image store is full",
 }

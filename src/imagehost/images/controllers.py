@@ -28,6 +28,7 @@ from imagehost.images.inspection import CONTENT_TYPES, EXTENSIONS
 from imagehost.images.links import Links, image_json
 from imagehost.images.service import DeleteCredentials, ImageService, IncomingFile, StoredImage, UploadResult
 from imagehost.images.storage import is_stored_name
+from imagehost.previews.tags import image_preview
 from imagehost.web.errors import Refusal, refusal_of
 from imagehost.web.query import page_number
 from imagehost.web.responses import representation, respond
@@ -370,7 +371,11 @@ class CatalogueController(Controller):
             request,
             page="images/show.html",
             fragment="images/show.html",
-            context={"image": image, "links": links},
+            context={
+                "image": image,
+                "links": links,
+                "preview": image_preview(image, links, images.settings.private_images),
+            },
             json=lambda: {"status": "success", **image_json(image, links)},
         )
 
@@ -410,9 +415,10 @@ def catalogue_json(catalogue: Any, links: Links) -> dict[str, Any]:
 class DeleteController(Controller):
     path = "/delete"
 
-    async def _delete(self, request: Request, images: ImageService, image_id: int, key: str | None) -> StoredImage:
+    @staticmethod
+    def _credentials(request: Request, image_id: int, key: str | None) -> DeleteCredentials:
         principal = principal_of_request(request)
-        credentials = DeleteCredentials(
+        return DeleteCredentials(
             principal=principal,
             keys=tuple(
                 k for k in (key, request.headers.get(DELETE_KEY_HEADER), remembered_keys(request).get(image_id)) if k
@@ -420,9 +426,30 @@ class DeleteController(Controller):
             # ADMIN_TOKEN was checked once, by accounts/identity.py, when it resolved the caller.
             operator=principal.kind is Kind.OPERATOR,
         )
-        image = await images.delete(image_id, credentials)
+
+    async def _delete(self, request: Request, images: ImageService, image_id: int, key: str | None) -> StoredImage:
+        image = await images.delete(image_id, self._credentials(request, image_id, key))
         forget_upload(request, image_id)
         return image
+
+    @get("/{image_id:int}", responses=answers(200, ImagePageAnswer, "What the link would delete", 401, 403, 404, 503))
+    async def confirm_delete(
+        self, request: Request, images: ImageService, image_id: int, key: str | None = None
+    ) -> Response:
+        """A delete link opened in a browser (ShareX opens its DeletionURL so; people click links
+        from chats): a page that asks first, and deletes only when its form is sent (POST, which
+        the cross-site guard covers). A wrong key gets the same 403 as a delete would."""
+        image = await images.deletable(image_id, self._credentials(request, image_id, key))
+        links = Links(request, images)
+        return respond(
+            request,
+            page="images/delete.html",
+            fragment="images/delete.html",
+            context={"image": image, "links": links, "key": key or ""},
+            json=lambda: {"status": "success", **image_json(image, links)},
+            # The key is in this page's URL: no Referer carries it to the images' host, no cache keeps it.
+            headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"},
+        )
 
     @delete("/{image_id:int}", status_code=200, responses=answers(200, DeleteAnswer, "Deleted", 401, 403, 404, 503))
     async def delete_image(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -10,6 +11,15 @@ from litestar import Request
 from imagehost.images.pipeline import sizes_below
 from imagehost.images.service import ImageService, StoredImage
 from imagehost.images.snippets import Snippet, image_snippets
+
+
+@dataclass(frozen=True)
+class Version:
+    """One stored version of an image (a thumbnail, or the original) and its size in pixels."""
+
+    url: str
+    width: int
+    height: int
 
 
 class Links:
@@ -56,16 +66,32 @@ class Links:
         large_enough = [size for size in self.sizes_for(image) if size >= wanted]
         return self.thumbnail(image, min(large_enough)) if large_enough else self.image(image)
 
-    def srcset(self, image: StoredImage) -> str:
-        """Each thumbnail with its real width, and the original last."""
-        entries = []
+    def versions(self, image: StoredImage) -> list[Version]:
+        """Every stored version of the image with its real size, smallest first: each thumbnail,
+        then the original (left out when its size is unknown)."""
+        found = []
         long_side = max(image.width or 0, image.height or 0)
         for size in self.sizes_for(image):
-            width = round((image.width or size) * size / long_side) if long_side else size
-            entries.append(f"{self.thumbnail(image, size)} {max(1, width)}w")
-        if image.width:
-            entries.append(f"{self.image(image)} {image.width}w")
-        return ", ".join(entries)
+            scale = size / long_side if long_side else 1
+            width = max(1, round((image.width or size) * scale))
+            height = max(1, round((image.height or size) * scale))
+            found.append(Version(self.thumbnail(image, size), width, height))
+        if image.width and image.height:
+            found.append(Version(self.image(image), image.width, image.height))
+        return found
+
+    def largest_within(self, image: StoredImage, width: int | None, height: int | None) -> Version | None:
+        """The largest version that fits in width x height (a side left out does not limit)."""
+        fitting = [
+            version
+            for version in self.versions(image)
+            if (not width or version.width <= width) and (not height or version.height <= height)
+        ]
+        return fitting[-1] if fitting else None
+
+    def srcset(self, image: StoredImage) -> str:
+        """Each thumbnail with its real width, and the original last."""
+        return ", ".join(f"{version.url} {version.width}w" for version in self.versions(image))
 
     def snippets(self, image: StoredImage) -> list[Snippet]:
         return image_snippets(self.image(image), image.original_name)

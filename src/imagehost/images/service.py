@@ -498,7 +498,9 @@ class ImageService:
             images = [StoredImage.from_row(row) for row in reversed(rows)]
         return CataloguePage(images=images, page=page, total_pages=total_pages, total_items=total)
 
-    async def delete(self, image_id: int, credentials: DeleteCredentials) -> StoredImage:
+    async def deletable(self, image_id: int, credentials: DeleteCredentials) -> StoredImage:
+        """The image, when these credentials may delete it: the check a delete makes, without
+        deleting (a delete link opened in a browser shows what it would delete)."""
         if not 1 <= image_id <= LARGEST_IMAGE_ID:
             raise ImageNotFound(name=f"#{image_id}")
         row = await Image.select(*_COLUMNS, Image.delete_key_hash).where(Image.id == image_id).first()
@@ -512,6 +514,11 @@ class ImageService:
         )
         if not allowed:
             raise DeleteForbidden(name=image.stored_name, who=principal.name or "anonymous")
+        return image
+
+    async def delete(self, image_id: int, credentials: DeleteCredentials) -> StoredImage:
+        image = await self.deletable(image_id, credentials)
+        principal = credentials.principal
         # The marker first, then the row, then the files: never a row whose link is dead, and a crash
         # between the steps is settled by finish_interrupted (storage.py).
         try:

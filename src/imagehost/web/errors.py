@@ -74,6 +74,9 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
     errors.EntryTooDeep: 422,
     errors.EntryNameTooLong: 422,
     errors.MissingParameter: 400,
+    errors.NulInQuery: 400,
+    errors.NothingToEmbed: 404,
+    errors.OEmbedFormatUnsupported: 501,
 }
 # Where htmx puts an error fragment: every page has one element with this id.
 ERROR_TARGET = "#messages"

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from litestar import Request
 
 from imagehost.accounts.identity import resolve_principal
-from imagehost.errors import CrossSiteRequestRefused
+from imagehost.errors import CrossSiteRequestRefused, NulInQuery
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -51,6 +51,11 @@ def is_cross_site(request: Request) -> bool:
 async def before_request(request: Request) -> None:
     translator = request.app.state.translator
     translator.use(translator.negotiate(request))
+    # PostgreSQL text holds no NUL: a filter carrying one would fail in the driver (a 500), so it
+    # is the client's mistake here, before any handler reads it.
+    query = request.scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        raise NulInQuery()
     await resolve_principal(request)
     if request.method not in SAFE_METHODS and is_cross_site(request):
         raise CrossSiteRequestRefused(
