@@ -14,14 +14,14 @@ from litestar import Controller, Request, get, post
 from litestar.exceptions import SerializationException
 from litestar.openapi.spec import Schema
 from litestar.openapi.spec.enums import OpenAPIType
-from litestar.response import Stream
 
 from imagehost.accounts.identity import principal_of_request
 from imagehost.api.openapi import binary, form_body
-from imagehost.errors import InvalidParameter
+from imagehost.errors import N_, InvalidParameter
 from imagehost.exports import sheets
 from imagehost.exports.csv_writer import csv_bytes
 from imagehost.exports.delivery import (
+    HeldStream,
     cells_as_text,
     header_widths,
     stream_and_remove,
@@ -29,6 +29,7 @@ from imagehost.exports.delivery import (
     zip_bytes,
 )
 from imagehost.exports.service import CatalogueQuery, ExportService, LinkSheetQuery
+from imagehost.exports.slots import ExportSlot
 from imagehost.exports.xlsx_writer import SheetWriter
 from imagehost.exports.zip_names import FolderNames, safe_component
 from imagehost.images.controllers import content_disposition
@@ -39,6 +40,12 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV = "text/csv; charset=utf-8"
 ZIP = "application/zip"
 ERRORS = (400, 401, 403, 404, 422, 503)
+THUMBNAIL = N_("Thumbnail")
+NOTES = N_("Notes")
+THUMBNAILS_LEFT_OUT = N_(
+    "Thumbnails are in the first {limit} rows only (EXPORT_THUMBNAIL_ROWS): the other {omitted} rows have none."
+)
+THUMBNAIL_COLUMN_WIDTH = 11  # characters: a PICTURE_BOX-pixel picture and its margin
 
 _TEXT = Schema(type=OpenAPIType.STRING)
 LinkSheetBody = form_body(
@@ -86,6 +93,23 @@ async def counted(rows: AsyncIterator[Any], tally: list[int]) -> AsyncIterator[A
         yield row
 
 
+def held(slot: ExportSlot, chunks: AsyncIterator[bytes], media_type: str, filename: str, **headers: str) -> HeldStream:
+    return HeldStream(
+        chunks,
+        slot=slot,
+        media_type=media_type,
+        headers={"Content-Disposition": content_disposition(filename), **headers},
+    )
+
+
+def yes_or_no(value: str | None, name: str) -> bool:
+    if value is None or value.strip().lower() in {"", "0", "false", "no", "off"}:
+        return False
+    if value.strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    raise InvalidParameter(field=name, reason="1 or 0")
+
+
 async def logged_after(
     chunks: AsyncIterator[bytes], log: Any, what: str, principal: Any, tally: list[int]
 ) -> AsyncIterator[bytes]:
@@ -99,7 +123,7 @@ class LinkSheetController(Controller):
 
     path = "/api"
 
-    async def _xlsx(self, request: Request, exports: ExportService, images: ImageService, values: Any) -> Stream:
+    async def _xlsx(self, request: Request, exports: ExportService, images: ImageService, values: Any) -> HeldStream:
         query = LinkSheetQuery.parse(values)
         principal = principal_of_request(request)
         sheet = await exports.link_sheet(query, principal)
@@ -107,24 +131,25 @@ class LinkSheetController(Controller):
         in_cell = query.export_type == "in_cell"
         widths = [24, 100] if in_cell else [24, *[60] * (len(header) - 1)]
         rows = sheets.link_sheet_rows(sheet, query.export_type, query.separator, Links(request, images))
-        path, count = await write_xlsx(
-            rows,
-            lambda target: SheetWriter(
-                target,
-                header[1] if in_cell else header[0],
-                header,
-                header_widths(header, widths),
-                (1,) if in_cell else (),
-            ),
-        )
-        exports.log_export(f"xlsx links of {sheet.album}", principal, count, f" ({query.export_type})")
-        return Stream(
-            stream_and_remove(path),
-            media_type=XLSX,
-            headers={"Content-Disposition": content_disposition(link_sheet_name(sheet.album, sheet.article, "xlsx"))},
-        )
+        slot = exports.start(f"xlsx links of {sheet.album}", principal)
+        try:
+            path, writer = await write_xlsx(
+                rows,
+                lambda target: SheetWriter(
+                    target,
+                    header[1] if in_cell else header[0],
+                    header,
+                    header_widths(header, widths),
+                    (1,) if in_cell else (),
+                ),
+            )
+        except BaseException:
+            slot.release()
+            raise
+        exports.log_export(f"xlsx links of {sheet.album}", principal, writer.rows, f" ({query.export_type})")
+        return held(slot, stream_and_remove(path), XLSX, link_sheet_name(sheet.album, sheet.article, "xlsx"))
 
-    async def _csv(self, request: Request, exports: ExportService, images: ImageService, values: Any) -> Stream:
+    async def _csv(self, request: Request, exports: ExportService, images: ImageService, values: Any) -> HeldStream:
         query = LinkSheetQuery.parse(values)
         principal = principal_of_request(request)
         sheet = await exports.link_sheet(query, principal)
@@ -133,17 +158,10 @@ class LinkSheetController(Controller):
         rows = cells_as_text(
             sheets.link_sheet_rows(sheet, query.export_type, query.separator, Links(request, images)), tally
         )
-        return Stream(
-            logged_after(
-                csv_bytes(header, rows, query.delimiter),
-                exports.log_export,
-                f"csv links of {sheet.album} ({query.export_type})",
-                principal,
-                tally,
-            ),
-            media_type=CSV,
-            headers={"Content-Disposition": content_disposition(link_sheet_name(sheet.album, sheet.article, "csv"))},
-        )
+        what = f"csv links of {sheet.album} ({query.export_type})"
+        chunks = logged_after(csv_bytes(header, rows, query.delimiter), exports.log_export, what, principal, tally)
+        slot = exports.start(what, principal)
+        return held(slot, chunks, CSV, link_sheet_name(sheet.album, sheet.article, "csv"))
 
     @post(
         "/export-xlsx",
@@ -151,7 +169,7 @@ class LinkSheetController(Controller):
         operation_class=LinkSheetBody,
         responses=binary(200, XLSX, "The link sheet", *ERRORS),
     )
-    async def post_xlsx(self, request: Request, exports: ExportService, images: ImageService) -> Stream:
+    async def post_xlsx(self, request: Request, exports: ExportService, images: ImageService) -> HeldStream:
         return await self._xlsx(request, exports, images, await body_values(request))
 
     @get("/export-xlsx", responses=binary(200, XLSX, "The link sheet", *ERRORS))
@@ -164,7 +182,7 @@ class LinkSheetController(Controller):
         article_name: str | None = None,
         export_type: str | None = None,
         separator: str | None = None,
-    ) -> Stream:
+    ) -> HeldStream:
         """album_name, article_name (one article), export_type in_row | in_cell, separator (in_cell)."""
         return await self._xlsx(request, exports, images, query_values(request))
 
@@ -174,7 +192,7 @@ class LinkSheetController(Controller):
         operation_class=LinkSheetBody,
         responses=binary(200, CSV, "The link sheet", *ERRORS),
     )
-    async def post_csv(self, request: Request, exports: ExportService, images: ImageService) -> Stream:
+    async def post_csv(self, request: Request, exports: ExportService, images: ImageService) -> HeldStream:
         return await self._csv(request, exports, images, await body_values(request))
 
     @get("/export-csv", responses=binary(200, CSV, "The link sheet", *ERRORS))
@@ -188,7 +206,7 @@ class LinkSheetController(Controller):
         export_type: str | None = None,
         separator: str | None = None,
         delimiter: str | None = None,
-    ) -> Stream:
+    ) -> HeldStream:
         """UTF-8 with a BOM; delimiter `,` (default) or `;` for Russian-locale Excel."""
         return await self._csv(request, exports, images, query_values(request))
 
@@ -221,20 +239,19 @@ class CatalogueExportController(Controller):
         uploader: str | None = None,
         format: str | None = None,
         columns: str | None = None,
-    ) -> Stream:
-        """Filters album_name, article_name, uploader (admins), format, from, to (ISO 8601); columns=."""
+        delimiter: str | None = None,
+    ) -> HeldStream:
+        """Filters album_name, article_name, uploader (admins), format, from, to (ISO 8601); columns=;
+        delimiter `,` (default) or `;`."""
         query, principal, chosen, header = self._rows(request, exports, images)
+        delimiter = delimiter or ","
+        if delimiter not in (",", ";"):
+            raise InvalidParameter(field="delimiter", reason="`,` or `;`")
         found = await exports.catalogue(query, principal)
         tally = [0]
         rows = cells_as_text(sheets.catalogue_rows(found, chosen, Links(request, images)), tally)
-        delimiter = request.query_params.get("delimiter") or ","
-        if delimiter not in (",", ";"):
-            raise InvalidParameter(field="delimiter", reason="`,` or `;`")
-        return Stream(
-            logged_after(csv_bytes(header, rows, delimiter), exports.log_export, "csv catalogue", principal, tally),
-            media_type=CSV,
-            headers={"Content-Disposition": content_disposition("images.csv")},
-        )
+        chunks = logged_after(csv_bytes(header, rows, delimiter), exports.log_export, "csv catalogue", principal, tally)
+        return held(exports.start("csv catalogue", principal), chunks, CSV, "images.csv")
 
     @get("/images.xlsx", responses=binary(200, XLSX, "One row per image", *ERRORS))
     async def images_xlsx(
@@ -247,21 +264,44 @@ class CatalogueExportController(Controller):
         uploader: str | None = None,
         format: str | None = None,
         columns: str | None = None,
-    ) -> Stream:
-        """Frozen header, column widths, clickable links (65,530 a sheet), a new sheet past 1,048,576 rows."""
+        with_thumbnails: str | None = None,
+    ) -> HeldStream:
+        """Frozen header, column widths, clickable links (65,530 a sheet), a new sheet past 1,048,576 rows.
+        with_thumbnails=1: a first column with a small picture, in the first EXPORT_THUMBNAIL_ROWS rows."""
         query, principal, chosen, header = self._rows(request, exports, images)
+        pictures = yes_or_no(with_thumbnails, "with_thumbnails")
+        gettext = gettext_of(request)
+        widths = header_widths(header, [c.width for c in chosen])
+        limit = images.settings.export_thumbnail_rows if pictures else 0
+        if pictures:
+            header, widths = [gettext(THUMBNAIL), *header], [THUMBNAIL_COLUMN_WIDTH, *widths]
         found = await exports.catalogue(query, principal)
-        title = gettext_of(request)("Images")
-        path, count = await write_xlsx(
-            sheets.catalogue_rows(found, chosen, Links(request, images)),
-            lambda target: SheetWriter(target, title, header, header_widths(header, [c.width for c in chosen])),
-        )
-        exports.log_export("xlsx catalogue", principal, count)
-        return Stream(
-            stream_and_remove(path),
-            media_type=XLSX,
-            headers={"Content-Disposition": content_disposition("images.xlsx")},
-        )
+        thumbnails = sheets.Thumbnails(images.store, limit) if pictures else None
+        rows = sheets.catalogue_rows(found, chosen, Links(request, images), thumbnails)
+        title = gettext("Images")
+
+        def note_what_was_left_out(writer: SheetWriter) -> None:
+            if pictures and writer.rows > limit:
+                note = gettext(THUMBNAILS_LEFT_OUT).format(limit=f"{limit:,}", omitted=f"{writer.rows - limit:,}")
+                writer.add_note(gettext(NOTES), [note])
+
+        slot = exports.start("xlsx catalogue", principal)
+        try:
+            path, writer = await write_xlsx(
+                rows, lambda target: SheetWriter(target, title, header, widths), finish=note_what_was_left_out
+            )
+        except BaseException:
+            slot.release()
+            raise
+        detail = f", {writer.pictures} picture(s)" if pictures else ""
+        exports.log_export("xlsx catalogue", principal, writer.rows, detail)
+        headers = {}
+        if pictures:
+            headers = {
+                "X-Export-Thumbnail-Rows": str(limit),
+                "X-Export-Thumbnails-Omitted": str(max(writer.rows - limit, 0)),
+            }
+        return held(slot, stream_and_remove(path), XLSX, "images.xlsx", **headers)
 
 
 class AlbumDownloadController(Controller):
@@ -272,7 +312,7 @@ class AlbumDownloadController(Controller):
     @get(["/{album:str}", "/{album:str}/{article:str}"], responses=binary(200, ZIP, "The album's images", *ERRORS))
     async def album_zip(
         self, request: Request, exports: ExportService, images: ImageService, album: str, article: str | None = None
-    ) -> Stream:
+    ) -> HeldStream:
         principal = principal_of_request(request)
         name, articles = await exports.album_images(album, article, principal)
         tally = [0]
@@ -292,8 +332,6 @@ class AlbumDownloadController(Controller):
                     tally[0] += 1
                     yield f"{folder}/{member}", path, image.uploaded_at
 
-        return Stream(
-            logged_after(zip_bytes(members()), exports.log_export, f"zip of album {name}", principal, tally),
-            media_type=ZIP,
-            headers={"Content-Disposition": content_disposition(f"{name}.zip")},
-        )
+        what = f"zip of album {name}"
+        chunks = logged_after(zip_bytes(members()), exports.log_export, what, principal, tally)
+        return held(exports.start(what, principal), chunks, ZIP, f"{name}.zip")

@@ -1,7 +1,8 @@
 """Turning rows into bytes on the wire: CSV as it is made; XLSX written in constant memory to a
 temporary file (in a worker thread, so the event loop never waits on it), then streamed from it and
 removed; an album's ZIP streamed member by member (stream-zip: stored, not deflated, each file read
-in chunks after its size and CRC are known, so no file and no archive is ever held in memory)."""
+in chunks after its size and CRC are known, so no file and no archive is ever held in memory).
+Each answer holds its export slot (slots.py) until it has ended, however it ends."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.to_thread
+from litestar.response import Stream
+from litestar.types import Receive, Scope, Send
 from stream_zip import NO_COMPRESSION_64, async_stream_zip
 
+from imagehost.exports.slots import ExportSlot
 from imagehost.exports.xlsx_writer import Cell, SheetWriter
 
 CHUNK = 64 * 1024
@@ -29,8 +34,13 @@ async def cells_as_text(rows: AsyncIterator[list[Cell]], counted: list[int]) -> 
         yield [cell.value for cell in row]
 
 
-async def write_xlsx(rows: AsyncIterator[list[Cell]], make_writer: Callable[[Path], SheetWriter]) -> tuple[Path, int]:
-    """The finished workbook's path (inside its own temporary folder) and its number of rows."""
+async def write_xlsx(
+    rows: AsyncIterator[list[Cell]],
+    make_writer: Callable[[Path], SheetWriter],
+    finish: Callable[[SheetWriter], None] | None = None,
+) -> tuple[Path, SheetWriter]:
+    """The finished workbook's path (inside its own temporary folder) and its writer (rows, pictures).
+    `finish` runs after the last row, before the workbook is closed (a note sheet, say)."""
     folder = Path(tempfile.mkdtemp(prefix="imagehost-export-"))
     try:
         writer = await anyio.to_thread.run_sync(make_writer, folder / "export.xlsx")
@@ -41,11 +51,13 @@ async def write_xlsx(rows: AsyncIterator[list[Cell]], make_writer: Callable[[Pat
                 await anyio.to_thread.run_sync(writer.write_rows, batch)
                 batch = []
         await anyio.to_thread.run_sync(writer.write_rows, batch)
+        if finish is not None:
+            await anyio.to_thread.run_sync(finish, writer)
         await anyio.to_thread.run_sync(writer.close)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return folder / "export.xlsx", writer.rows
+    return folder / "export.xlsx", writer
 
 
 async def stream_and_remove(path: Path) -> AsyncIterator[bytes]:
@@ -86,3 +98,25 @@ async def zip_bytes(members: AsyncIterator[tuple[str, Path, datetime]]) -> Async
 
 def header_widths(labels: Sequence[str], wanted: Sequence[float]) -> list[float]:
     return [max(width, len(label) + 2) for label, width in zip(labels, wanted, strict=True)]
+
+
+class HeldStream(Stream):
+    """A streamed download that gives its export slot back when the answer ends: sent in full,
+    failed, or cut short by a client that went away. The slot is released by the ASGI call itself,
+    not by the iterator's clean-up, which for an abandoned generator waits on the garbage collector."""
+
+    def __init__(self, content: Any, *, slot: ExportSlot, **options: Any) -> None:
+        super().__init__(content, **options)
+        self.slot = slot
+
+    def to_asgi_response(self, *args: Any, **kwargs: Any) -> Any:
+        answer = super().to_asgi_response(*args, **kwargs)
+        slot = self.slot
+
+        async def held(scope: Scope, receive: Receive, send: Send) -> None:
+            try:
+                await answer(scope, receive, send)
+            finally:
+                slot.release()
+
+        return held

@@ -14,6 +14,7 @@ from imagehost.albums.names import catalogue_name, natural_key
 from imagehost.albums.service import AlbumService, FoundAlbum
 from imagehost.albums.tables import AlbumImage, Article
 from imagehost.errors import AlbumNotFound, ArticleNotFound, InvalidParameter, MissingParameter
+from imagehost.exports.slots import ExportSlot, ExportSlots
 from imagehost.images.formats import stored_format_of_extension
 from imagehost.images.service import StoredImage
 from imagehost.logging import action_log
@@ -149,6 +150,7 @@ class ExportService:
         self.images = albums.images
         self.policy = albums.policy
         self.log = action_log()
+        self.slots = ExportSlots(self.images.settings.export_concurrency)
 
     # --- Albums and articles ---------------------------------------------------------------------
 
@@ -251,8 +253,15 @@ class ExportService:
                 return
             after = rows[-1]["id"]
 
-    # --- The log ---------------------------------------------------------------------------------
+    # --- Running exports and the log -------------------------------------------------------------
+
+    def start(self, what: str, principal: Principal) -> ExportSlot:
+        """A slot for one export (give it back when its answer ends), or ExportsBusy past EXPORT_CONCURRENCY."""
+        return self.slots.take(f"export {what}", _who(principal))
 
     def log_export(self, what: str, principal: Principal, rows: int, detail: str = "") -> None:
-        who = principal.name or principal.sub or "anonymous"
-        self.log.info(f"export {what} by {who}: {rows} row(s){detail}.", action="Success")
+        self.log.info(f"export {what} by {_who(principal)}: {rows} row(s){detail}.", action="Success")
+
+
+def _who(principal: Principal) -> str:
+    return principal.name or principal.sub or "anonymous"

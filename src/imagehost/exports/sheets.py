@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from imagehost.errors import N_, InvalidParameter
 from imagehost.exports.service import CatalogueRow, LinkSheet
-from imagehost.exports.xlsx_writer import MAX_COLUMNS, Cell
+from imagehost.exports.xlsx_writer import MAX_COLUMNS, Cell, Picture
 from imagehost.images.links import Links
+from imagehost.images.storage import ImageStore
 
 ARTICLE = N_("Article")
 LINK_NUMBER = N_("Link {number}")
@@ -99,8 +100,27 @@ def chosen_columns(available: dict[str, Column], wanted: str | None, sees_upload
     return [available[name] for name in dict.fromkeys(names)]
 
 
+@dataclass
+class Thumbnails:
+    """The picture column of a catalogue XLSX: the image's smallest stored thumbnail, in the first
+    `limit` rows (EXPORT_THUMBNAIL_ROWS); an image smaller than every thumbnail size has none."""
+
+    store: ImageStore
+    limit: int
+    rows: int = 0
+
+    def cell(self, row: CatalogueRow, links: Links) -> Cell:
+        self.rows += 1
+        sizes = links.sizes_for(row.image)
+        if self.rows > self.limit or not sizes:
+            return Cell(None)
+        size = min(sizes)
+        return Cell(None, picture=Picture(self.store.thumbnail_path(size, row.image.stored_name), size))
+
+
 async def catalogue_rows(
-    rows: AsyncIterator[CatalogueRow], columns: Sequence[Column], links: Links
+    rows: AsyncIterator[CatalogueRow], columns: Sequence[Column], links: Links, thumbnails: Thumbnails | None = None
 ) -> AsyncIterator[list[Cell]]:
     async for row in rows:
-        yield [column.value(row, links) for column in columns]
+        cells = [column.value(row, links) for column in columns]
+        yield [thumbnails.cell(row, links), *cells] if thumbnails else cells
