@@ -13,6 +13,7 @@ import random
 import statistics
 import threading
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -47,6 +48,27 @@ def photo_jpeg(size: tuple[int, int] = (4000, 3000)) -> bytes:
     exif[0x010F], exif[0x0110], exif[0x0112] = "BenchCam", "BC-12", 1  # make, model, orientation
     buffer = io.BytesIO()
     photo.save(buffer, "JPEG", quality=90, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+def distinct_copies(jpeg: bytes, count: int, stem: str) -> list[tuple[str, bytes]]:
+    """`count` files of the same picture, each with its own bytes (a JPEG comment after SOI), so that
+    none is a duplicate of another: the same decode, strip and thumbnail work for each."""
+    assert jpeg[:2] == b"\xff\xd8"
+    copies = []
+    for number in range(1, count + 1):
+        comment = f"bench copy {number}".encode()
+        segment = b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
+        copies.append((f"{stem}-{number:03d}.jpg", jpeg[:2] + segment + jpeg[2:]))
+    return copies
+
+
+def zip_of(files: list[tuple[str, bytes]], per_folder: int) -> bytes:
+    """A shop's archive: one folder per article (SKU-001, SKU-002, ...), `per_folder` photos each."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for index, (name, content) in enumerate(files):
+            archive.writestr(f"SKU-{index // per_folder + 1:03d}/{name}", content)
     return buffer.getvalue()
 
 
@@ -154,17 +176,24 @@ async def upload_many(
     base_url: str, content: bytes, filename: str, content_type: str, count: int, concurrency: int
 ) -> UploadRun:
     """`count` POST /upload, `concurrency` in flight at any time; the latency of each, the rate of all."""
+    files = [(f"{index}-{filename}", content) for index in range(count)]
+    return await upload_files(base_url, files, content_type, concurrency)
+
+
+async def upload_files(base_url: str, files: list[tuple[str, bytes]], content_type: str, concurrency: int) -> UploadRun:
+    """One POST /upload per (name, content), `concurrency` in flight at any time."""
     latencies: list[float] = []
     failures: dict[str, int] = {}
-    remaining = iter(range(count))
+    remaining = iter(files)
+    count = len(files)
 
     async def uploader(client: httpx.AsyncClient) -> None:
-        for index in remaining:  # the iterator is shared: each index is taken by one uploader
+        for name, content in remaining:  # the iterator is shared: each file is taken by one uploader
             started = time.perf_counter()
             try:
                 response = await client.post(
                     "/upload",
-                    files={"file": (f"{index}-{filename}", content, content_type)},
+                    files={"file": (name, content, content_type)},
                     headers={"Accept": "application/json"},
                 )
                 outcome = str(response.status_code)
@@ -180,6 +209,38 @@ async def upload_many(
         await asyncio.gather(*(uploader(client) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     return UploadRun(count, concurrency, elapsed, Latencies(tuple(latencies)), failures)
+
+
+@dataclass
+class ZipRun:
+    """One ZIP through POST /api/upload, to the end of its job."""
+
+    elapsed: float  # seconds from the first byte sent to the job's final report
+    status: int  # the POST's status (202 when the job outlived ZIP_WAIT_SECONDS)
+    state: str  # the job's: done or failed (or the POST's error)
+    stored: int = 0
+    refused: int = 0
+    skipped: int = 0
+
+
+async def upload_zip(base_url: str, raw: bytes, archive_name: str, poll_every: float = 0.25) -> ZipRun:
+    """POST /api/upload with the archive; when it answers 202, follow job_url until the job ends."""
+    async with http_client(base_url) as client:
+        started = time.perf_counter()
+        response = await client.post(
+            "/api/upload",
+            files={"zipfile": (archive_name, raw, "application/zip")},
+            headers={"Accept": "application/json"},
+        )
+        status, body = response.status_code, response.json()
+        if status == 202:
+            job_url = body["job_url"]
+            while body.get("state") not in ("done", "failed"):
+                await asyncio.sleep(poll_every)
+                body = (await client.get(job_url, headers={"Accept": "application/json"})).json()
+        elapsed = time.perf_counter() - started
+    state = body.get("state", "done" if status in (200, 201) else f"error {status}")
+    return ZipRun(elapsed, status, state, body.get("stored", 0), body.get("refused", 0), body.get("skipped", 0))
 
 
 async def poll_home(base_url: str, stop: asyncio.Event, interval: float = 0.05) -> Latencies:
@@ -350,3 +411,119 @@ class CpuMeter:
 
     def describe_noise(self) -> str:
         return f"other processes took {self.others_share:.0%} of the {CORES} cores during this run"
+
+
+# --- albums at scale ------------------------------------------------------------------------------
+
+MEASURED_ALBUM = "bench"  # sorts before the filler albums ("shop-00001", ...): on the grid's first page
+MEASURED_ARTICLES = 48  # two pages of article cards
+MEASURED_PHOTOS = 20  # per article: one gallery page
+MEASURED_ARTICLE = "SKU-0001"
+
+
+@dataclass(frozen=True)
+class AlbumLayout:
+    """How `images` rows (already in the images table, ids 1..images, newest first) are placed.
+
+    The measured album is the same at every size (48 articles x 20 photos, the oldest images: the
+    far end of the catalogue's order); the rest fill `filler_albums` x `filler_articles` articles.
+    So a page shows the same number of items at every size and only the tables grow.
+    """
+
+    images: int
+    filler_albums: int
+    filler_articles: int  # per filler album
+
+    @property
+    def measured_images(self) -> int:
+        return MEASURED_ARTICLES * MEASURED_PHOTOS
+
+    @property
+    def filler_images(self) -> int:
+        return self.images - self.measured_images
+
+    @property
+    def per_filler_article(self) -> int:
+        return -(-self.filler_images // (self.filler_albums * self.filler_articles))
+
+
+RECOUNT_ALBUMS = [
+    "UPDATE albums al SET image_count = c.images FROM"
+    " (SELECT album, count(*) AS images FROM album_images GROUP BY album) c WHERE c.album = al.id",
+    "UPDATE albums al SET article_count = c.articles FROM"
+    " (SELECT album, count(*) AS articles FROM articles GROUP BY album) c WHERE c.album = al.id",
+    "UPDATE articles ar SET image_count = c.images FROM"
+    " (SELECT article, count(*) AS images FROM album_images GROUP BY article) c WHERE c.article = ar.id",
+]
+FILL_ALBUMS = (
+    "INSERT INTO albums (id, name) SELECT 1, $1::text UNION ALL"
+    " SELECT 1 + a, 'shop-' || lpad(a::text, 5, '0') FROM generate_series(1, $2::int) a"
+)
+FILL_ARTICLES = (
+    "INSERT INTO articles (id, album, code) SELECT r, 1, 'SKU-' || lpad(r::text, 4, '0')"
+    " FROM generate_series(1, $1::int) r UNION ALL"
+    " SELECT $1 + (a - 1) * $3 + r, 1 + a, 'SKU-' || lpad(r::text, 4, '0')"
+    " FROM generate_series(1, $2::int) a, generate_series(1, $3::int) r"
+)
+# Filler image g sits in filler article (g - 1) / per, in order: an album's images are uploaded
+# together (contiguous in time), as a ZIP would store them.
+FILL_FILLER_PLACES = (
+    "INSERT INTO album_images (image, album, article, position, source_sha256)"
+    " SELECT id, 2 + ((id - 1) / $2) / $3, $4 + 1 + (id - 1) / $2, (id - 1) % $2, md5(id::text)"
+    " FROM images WHERE id <= $1"
+)
+FILL_MEASURED_PLACES = (
+    "INSERT INTO album_images (image, album, article, position, source_sha256)"
+    " SELECT id, 1, 1 + (id - $1 - 1) / $2, (id - $1 - 1) % $2, md5(id::text) FROM images WHERE id > $1"
+)
+
+
+def fill_albums(database_url: str, layout: AlbumLayout) -> None:
+    """Albums, articles and album_images over the images rows, in a few generate_series statements,
+    with triggers and foreign-key checks off (session_replication_role) and the counts rebuilt
+    after, as a bulk import would do."""
+    import asyncpg
+
+    async def go() -> None:
+        connection = await asyncpg.connect(database_url)
+        try:
+            await connection.execute("TRUNCATE albums, articles, album_images RESTART IDENTITY")
+            async with connection.transaction():
+                await connection.execute("SET LOCAL session_replication_role = replica")
+                await connection.execute(FILL_ALBUMS, MEASURED_ALBUM, layout.filler_albums)
+                await connection.execute(FILL_ARTICLES, MEASURED_ARTICLES, layout.filler_albums, layout.filler_articles)
+                await connection.execute(
+                    FILL_FILLER_PLACES,
+                    layout.filler_images,
+                    layout.per_filler_article,
+                    layout.filler_articles,
+                    MEASURED_ARTICLES,
+                )
+                await connection.execute(FILL_MEASURED_PLACES, layout.filler_images, MEASURED_PHOTOS)
+            for table in ("albums", "articles"):
+                await connection.execute(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
+            for statement in RECOUNT_ALBUMS:
+                await connection.execute(statement)
+            await connection.execute("VACUUM ANALYZE albums, articles, album_images")
+            await connection.execute("CHECKPOINT")  # the fill's writes go to disk now, not during the timing
+        finally:
+            await connection.close()
+
+    asyncio.run(go())
+
+
+def interleaved_medians_ms(actions: dict[str, list], repeat: int = 40) -> dict[str, list[float]]:
+    """The median time of each action (an HTTP request answering 200), by name, taken in rounds:
+    every action once per round, after 5 warm-up rounds, so that noise from other processes (or
+    a database still settling after its fill) falls on all of them alike."""
+    samples = {name: [[] for _ in group] for name, group in actions.items()}
+    for round_number in range(5 + repeat):
+        for name, group in actions.items():
+            for action, times in zip(group, samples[name], strict=True):
+                started = time.perf_counter()
+                response = action()
+                elapsed = (time.perf_counter() - started) * 1000
+                assert response.status_code == 200, response.text[:500]
+                if round_number >= 5:
+                    times.append(elapsed)
+    return {name: [statistics.median(times) for times in group] for name, group in samples.items()}
