@@ -1,0 +1,1 @@
+"""Prometheus metrics: the instruments the services record into, and GET /metrics."""
