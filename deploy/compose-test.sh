@@ -105,6 +105,8 @@ mkdir -p "$CACHE"
 # Profiles whose images cannot be pulled or built here: their files at least must be valid.
 (cd "$PROJECT" && KEYCLOAK_ADMIN_PASSWORD=x POSTGRES_PASSWORD=x DATABASE_URL=x SECRET_KEY=x \
     compose --profile keycloak config -q) || fail "docker compose --profile keycloak config"
+(cd "$PROJECT" && METRICS_TOKEN=x POSTGRES_PASSWORD=x DATABASE_URL=x SECRET_KEY=x \
+    compose --profile monitoring config -q) || fail "docker compose --profile monitoring config"
 
 # --- the checks a new user would make -----------------------------------------------------------------
 png() { # a small valid PNG, different for each seed

@@ -7,7 +7,9 @@
 #   API_MAX_UPLOAD_BYTES  -> NGINX_API_MAX_BODY     Settings.max_request_bytes)
 #   ZIP_MAX_BYTES         -> NGINX_ZIP_MAX_BODY
 #   ZIP_READ_TIMEOUT_SECONDS -> NGINX_ZIP_TIMEOUT  (how long nginx waits for the app's answer to a ZIP)
+#   EXPORT_TIMEOUT_SECONDS -> NGINX_EXPORT_TIMEOUT (read and send timeouts of the export routes)
 #   PRIVATE_IMAGES        -> IMAGES_AUTH_REQUEST, IMAGES_CACHE_CONTROL
+#   METRICS_PUBLIC        -> NGINX_METRICS_PUBLIC (true or false: /metrics from outside, or a 404)
 #   NGINX_ACCESS_LOG      (default /var/log/nginx/access.log, the image's link to stdout)
 #
 # Booleans follow imagehost.settings._bool: true, 1, yes, on / false, 0, no, off, empty, in any
@@ -52,11 +54,14 @@ max_upload=$(bytes MAX_UPLOAD_BYTES "${MAX_UPLOAD_BYTES-5242880}")
 api_max_upload=$(bytes API_MAX_UPLOAD_BYTES "${API_MAX_UPLOAD_BYTES-20971520}")
 zip_max=$(bytes ZIP_MAX_BYTES "${ZIP_MAX_BYTES-524288000}")
 zip_timeout=$(bytes ZIP_READ_TIMEOUT_SECONDS "${ZIP_READ_TIMEOUT_SECONDS-600}")
+export_timeout=$(bytes EXPORT_TIMEOUT_SECONDS "${EXPORT_TIMEOUT_SECONDS-600}")
 private=$(boolean PRIVATE_IMAGES "${PRIVATE_IMAGES:-}")
+NGINX_METRICS_PUBLIC=$(boolean METRICS_PUBLIC "${METRICS_PUBLIC:-}")
 NGINX_MAX_BODY=$((max_upload + MULTIPART_SLACK_BYTES))
 NGINX_API_MAX_BODY=$((api_max_upload + MULTIPART_SLACK_BYTES))
 NGINX_ZIP_MAX_BODY=$((zip_max + MULTIPART_SLACK_BYTES))
 NGINX_ZIP_TIMEOUT=${zip_timeout}s
+NGINX_EXPORT_TIMEOUT=${export_timeout}s
 if [ "$private" = true ]; then
     IMAGES_AUTH_REQUEST=/_auth/images
     IMAGES_CACHE_CONTROL="private, max-age=31536000, immutable"
@@ -65,7 +70,7 @@ else
     IMAGES_CACHE_CONTROL="public, max-age=31536000, immutable"
 fi
 NGINX_ACCESS_LOG=${NGINX_ACCESS_LOG:-/var/log/nginx/access.log}
-export NGINX_MAX_BODY NGINX_API_MAX_BODY NGINX_ZIP_MAX_BODY NGINX_ZIP_TIMEOUT IMAGES_AUTH_REQUEST IMAGES_CACHE_CONTROL NGINX_ACCESS_LOG
+export NGINX_MAX_BODY NGINX_API_MAX_BODY NGINX_ZIP_MAX_BODY NGINX_ZIP_TIMEOUT NGINX_EXPORT_TIMEOUT IMAGES_AUTH_REQUEST IMAGES_CACHE_CONTROL NGINX_ACCESS_LOG NGINX_METRICS_PUBLIC
 
 [ "$#" -gt 0 ] || fail "usage: nginx-env.sh COMMAND [ARG...]"
 exec "$@"

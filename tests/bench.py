@@ -16,13 +16,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(PROJECT_ROOT / "src"), str(PROJECT_ROOT)]
 
+import httpx  # noqa: E402
 import psutil  # noqa: E402
 from litestar.testing import TestClient  # noqa: E402
 
@@ -32,20 +33,29 @@ from imagehost.settings import Settings  # noqa: E402
 from tests.bench_support import (  # noqa: E402
     CORES,
     MB,
+    MEASURED_ALBUM,
+    MEASURED_ARTICLE,
+    AlbumLayout,
     CpuMeter,
     Latencies,
     MemoryPeaks,
     RssSampler,
     UploadRun,
     bare_write_rate,
+    distinct_copies,
+    fill_albums,
     home_latency_for,
+    interleaved_medians_ms,
     noise_png,
     photo_jpeg,
     poll_home,
     postmaster_pid,
     resident_bytes,
     small_png,
+    upload_files,
     upload_many,
+    upload_zip,
+    zip_of,
 )
 from tests.conftest import run_sql  # noqa: E402
 from tests.live import LiveApp, live_app  # noqa: E402
@@ -335,6 +345,155 @@ def bench_photo_memory(database_url: str, workdir: Path, warm: UploadCase, photo
     print_memory(f"{concurrency} concurrent 12-MP uploads", baseline, peaks, PEAK_MEMORY_TARGET_MB)
 
 
+# --- albums: a ZIP against single uploads, and the pages at a million images -------------------
+
+ZIP_PHOTOS = 200
+ZIP_PHOTO_SIZE = (1600, 1200)  # 1.9 MP, not 12: the two runs of 200 take about a minute together on 2 idle cores
+ZIP_PHOTOS_PER_ARTICLE = 10
+SINGLE_UPLOAD_CONCURRENCY = 4
+# The measured album is the same at both sizes (48 articles x 20 photos); the other albums grow.
+ALBUM_LAYOUTS = (AlbumLayout(1_000, 40, 1), AlbumLayout(1_000_000, 1_000, 100))
+ALBUM_RATIO_TARGET = 1.5
+
+
+def truncate_albums(database_url: str) -> None:
+    run_sql(database_url, "TRUNCATE images, albums, articles, album_images, upload_jobs RESTART IDENTITY CASCADE")
+
+
+def bench_zip_against_single_uploads(database_url: str, workdir: Path) -> None:
+    photo = photo_jpeg(ZIP_PHOTO_SIZE)
+    files = distinct_copies(photo, ZIP_PHOTOS, "photo")
+    archive = zip_of(files, ZIP_PHOTOS_PER_ARTICLE)
+    width, height = ZIP_PHOTO_SIZE
+    print(
+        f"\nA {ZIP_PHOTOS}-entry ZIP (POST /api/upload, to the end of its job) against {ZIP_PHOTOS} single uploads"
+        f" (POST /upload, {SINGLE_UPLOAD_CONCURRENCY} at a time) of the same files: {width}x{height} JPEG q90"
+        f" ({megabytes(len(photo))} each; {width * height / 1e6:.1f} MP rather than 12 MP to keep this bench short),"
+        f" ZIP of {megabytes(len(archive))} in {ZIP_PHOTOS // ZIP_PHOTOS_PER_ARTICLE} folders (articles):"
+    )
+    warm = UploadCase("warm-up", small_png(), "small.png", "image/png", 4, 4, 0.0)
+    with fresh_app(database_url, workdir / "live-zip") as app:
+        warm_up(app, warm, database_url)
+        with watching(app, workdir) as (zip_peaks, zip_cpu):
+            zipped = asyncio.run(upload_zip(app.url, archive, "bench-shop.zip"))
+        truncate_albums(database_url)
+        with watching(app, workdir) as (single_peaks, single_cpu):
+            singles = asyncio.run(upload_files(app.url, files, "image/jpeg", SINGLE_UPLOAD_CONCURRENCY))
+        truncate_albums(database_url)
+    print(
+        f"    ZIP                  {zipped.elapsed:6.1f} s  {ZIP_PHOTOS / zipped.elapsed:6.1f} images/s"
+        f"   answer {zipped.status}, job {zipped.state}: {zipped.stored} stored, {zipped.refused} refused,"
+        f" {zipped.skipped} skipped"
+    )
+    print(f"      peak RSS           {megabytes(zip_peaks.total):>8}   (main alone {megabytes(zip_peaks.main)})")
+    print(f"      CPU per image      {zip_cpu.describe(ZIP_PHOTOS)}; {zip_cpu.describe_noise()}")
+    print(
+        f"    single uploads       {singles.elapsed:6.1f} s  {singles.rate:6.1f} images/s"
+        f"   {singles.latencies.describe()}"
+    )
+    print(f"      peak RSS           {megabytes(single_peaks.total):>8}   (main alone {megabytes(single_peaks.main)})")
+    print(f"      CPU per image      {single_cpu.describe(ZIP_PHOTOS)}; {single_cpu.describe_noise()}")
+    if singles.failures:
+        print(f"    FAILED single uploads: {singles.failures}")
+    time_ratio, memory_ratio = zipped.elapsed / singles.elapsed, zip_peaks.total / single_peaks.total
+    print(f"    ratio ZIP / singles  time {time_ratio:.2f}x   peak RSS {memory_ratio:.2f}x")
+    SUMMARY.append(
+        Row(
+            f"{ZIP_PHOTOS}-entry ZIP / {ZIP_PHOTOS} single uploads: time",
+            f"{time_ratio:.2f}x ({zipped.elapsed:.1f} s / {singles.elapsed:.1f} s)",
+        )
+    )
+    SUMMARY.append(
+        Row(
+            f"{ZIP_PHOTOS}-entry ZIP / {ZIP_PHOTOS} single uploads: peak RSS",
+            f"{memory_ratio:.2f}x ({megabytes(zip_peaks.total)} / {megabytes(single_peaks.total)})",
+        )
+    )
+    if zipped.stored != ZIP_PHOTOS or singles.failures:
+        SUMMARY.append(Row("ZIP bench: every photo stored", f"{zipped.stored} / {singles.succeeded}", "all", False))
+
+
+def bench_album_pages(database_url: str, workdir: Path) -> None:
+    print(
+        "\nAlbum pages and PicHosting's API on a live uvicorn, median of 40 requests taken in turns at both sizes"
+        " (two databases, two apps);"
+        " the measured album has 48 articles x 20 photos at both sizes, the other albums fill the rest:"
+    )
+    album, article = MEASURED_ALBUM, MEASURED_ARTICLE
+    html, json = {"Accept": "text/html"}, {"Accept": "application/json"}
+    requests = {
+        "GET /albums": ("/albums", html),
+        "GET /albums/<album>": (f"/albums/{album}", html),
+        "GET /albums/<album>/<article>": (f"/albums/{album}/{article}", html),
+        "GET /api/files/<album>/<article>": (f"/api/files/{album}/{article}", json),
+        "GET /api/files/<album> (960)": (f"/api/files/{album}", json),
+        "GET /api/count/album/<album>": (f"/api/count/album/{album}", json),
+        "GET /images/?album_name=<album>": (f"/images/?album_name={album}", html),
+    }
+    run_sql(database_url, "DROP DATABASE IF EXISTS images_bench_albums_small")
+    run_sql(database_url, "CREATE DATABASE images_bench_albums_small")
+    small_url = database_url.replace("/images_bench?", "/images_bench_albums_small?")
+    migrate(small_url, PROJECT_ROOT)
+    clients = []
+    with ExitStack() as stack:  # one live app per database: one process holds one database's engine
+        for url, layout in zip((small_url, database_url), ALBUM_LAYOUTS, strict=True):
+            started = time.perf_counter()
+            fill(url, layout.images)
+            fill_albums(url, layout)
+            albums, articles = layout.filler_albums + 1, layout.filler_albums * layout.filler_articles + 48
+            print(
+                f"  filled {layout.images:>9,} images in {albums:,} albums, {articles:,} articles"
+                f" in {time.perf_counter() - started:.1f} s"
+            )
+            app = stack.enter_context(fresh_app(url, workdir / f"album-pages-{layout.images}", WORKER_PROCESSES="0"))
+            clients.append(stack.enter_context(httpx.Client(base_url=app.url, timeout=60)))
+        medians = interleaved_medians_ms(
+            {
+                name: [
+                    lambda client=client, url=url, headers=headers: client.get(url, headers=headers)
+                    for client in clients
+                ]
+                for name, (url, headers) in requests.items()
+            }
+        )
+        small_size, large_size = (layout.images for layout in ALBUM_LAYOUTS)
+        for name, (small, large) in medians.items():
+            ratio = large / small
+            print(
+                f"  {name:<32} {small:7.2f} ms at {small_size:,}  {large:7.2f} ms at {large_size:,}  ratio {ratio:.2f}x"
+            )
+            SUMMARY.append(
+                Row(
+                    f"album {name}, 1M / 1k images",
+                    f"{ratio:.2f}x ({small:.1f} -> {large:.1f} ms)",
+                    f"<= {ALBUM_RATIO_TARGET}x",
+                    ratio <= ALBUM_RATIO_TARGET,
+                )
+            )
+    truncate_albums(database_url)
+    run_sql(database_url, "DROP DATABASE images_bench_albums_small")
+
+
+def run_guarded(bench, *arguments) -> None:
+    """One bench; a failure is printed and noted, and the other benches still run."""
+    try:
+        bench(*arguments)
+    except Exception as error:  # a bench that breaks must not hide the others' figures
+        import traceback
+
+        traceback.print_exc()
+        print(f"\n  {bench.__name__} FAILED: {type(error).__name__}: {error}")
+        SUMMARY.append(Row(bench.__name__, f"failed: {type(error).__name__}", "runs", False))
+
+
+def bench_export_figures(database_url: str, workdir: Path) -> None:
+    """Exports (tests/exports/bench_exports.py): a 100,000-image catalogue as CSV and XLSX, an album ZIP."""
+    from tests.exports.bench_exports import bench_exports
+
+    for figure, value in bench_exports(database_url, workdir):
+        SUMMARY.append(Row(figure, value))
+
+
 # --- backup and restore -------------------------------------------------------------------------
 
 BACKUP_BENCH_IMAGES = 10_000
@@ -443,6 +602,9 @@ def main() -> None:
             print("\nMemory of the app (RSS of uvicorn plus its image workers) and the home page under load:")
             bench_large_uploads_with_home(database_url, workdir, small_case, large)
             bench_photo_memory(database_url, workdir, small_case, photo_case)
+            run_guarded(bench_zip_against_single_uploads, database_url, workdir)
+            run_guarded(bench_album_pages, database_url, workdir)
+            run_guarded(bench_export_figures, database_url, workdir)
         finally:
             stop_postgres(pgdata(workdir))
     print_summary()

@@ -775,7 +775,7 @@ def test_albums_search_gallery_back_and_an_admin_deletes_an_article(browser: Bro
         expect(gallery.first.locator("img")).to_have_attribute("loading", "lazy")
         page.wait_for_function("[...document.querySelectorAll('#gallery img')].every(img => img.complete)")
         assert gallery.first.locator("img").evaluate("img => img.naturalWidth") > 0
-        link = gallery.first.locator("input").input_value()
+        link = gallery.first.locator(".copy-link input").input_value()
         assert direct_link_pattern(app, "png").match(link)
         gallery.first.get_by_role("button", name="Copy").click()
         assert page.evaluate("navigator.clipboard.readText()") == link

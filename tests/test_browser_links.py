@@ -1,6 +1,6 @@
 # ruff: noqa: F811 (the fixtures of tests/test_browser.py, imported to share them)
 """In Chromium: a delete link opened from a chat asks before it deletes; the catalogue's grid view;
-several images chosen at once without JavaScript."""
+several images chosen at once without JavaScript; an album's export dialog downloads its link sheet."""
 
 from __future__ import annotations
 
@@ -86,3 +86,28 @@ def test_several_images_without_javascript_each_get_a_result(browser: Browser, a
         assert len(sql(database_url, "SELECT id FROM images")) == 2
     finally:
         context.close()
+
+
+def test_the_album_pages_export_dialog_downloads_a_link_sheet(page: Page, app: LiveApp, screenshot, database_url):
+    import io
+    from urllib.parse import quote
+
+    from openpyxl import load_workbook
+
+    from tests.albums.zips import make_zip, photo
+    from tests.test_browser import upload_zip_over_http
+
+    report = upload_zip_over_http(
+        app, make_zip([("Весна/SKU1/a.png", photo(1)), ("Весна/SKU1/b.png", photo(2)), ("Весна/SKU2/c.png", photo(3))])
+    )
+    page.goto(f"/albums/{quote('Весна', safe='')}")
+    page.locator("#export-dialog summary").click()
+    page.locator("#export-dialog select[name=article_name]").select_option("SKU1")
+    screenshot(page, "1-dialog")
+    with page.expect_download() as download:
+        page.locator("#export-dialog").get_by_role("button", name="Download XLSX").click()
+    assert download.value.suggested_filename == "links_Весна_SKU1.xlsx"
+    sheet = load_workbook(io.BytesIO(download.value.path().read_bytes())).active
+    rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    stored = {item["url"] for item in report["results"] if item["article_number"] == "SKU1"}
+    assert rows[0][0] == "Article" and rows[1][0] == "SKU1" and set(rows[1][1:]) == stored

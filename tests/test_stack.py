@@ -43,9 +43,11 @@ TEMPLATE_VARIABLES = (
     "NGINX_API_MAX_BODY",
     "NGINX_ZIP_MAX_BODY",
     "NGINX_ZIP_TIMEOUT",
+    "NGINX_EXPORT_TIMEOUT",
     "IMAGES_AUTH_REQUEST",
     "IMAGES_CACHE_CONTROL",
     "NGINX_ACCESS_LOG",
+    "NGINX_METRICS_PUBLIC",
 )
 NGINX_ENV_SCRIPT = PROJECT_ROOT / "deploy" / "nginx-env.sh"
 # The app's settings that nginx-env.sh reads (compose passes these to the nginx service).
@@ -54,7 +56,9 @@ NGINX_SETTINGS = (
     "API_MAX_UPLOAD_BYTES",
     "ZIP_MAX_BYTES",
     "ZIP_READ_TIMEOUT_SECONDS",
+    "EXPORT_TIMEOUT_SECONDS",
     "PRIVATE_IMAGES",
+    "METRICS_PUBLIC",
 )
 CURL = {"Accept": "*/*", "User-Agent": "curl/8.14.1"}
 TOO_LARGE = "The upload is larger than this server accepts."

@@ -25,13 +25,15 @@ from imagehost.accounts.identity import principal_of_request
 from imagehost.accounts.oidc import OIDCClient
 from imagehost.accounts.personal_tokens import PersonalTokens
 from imagehost.accounts.session import move_old_session_cookie, session_cookie_name
-from imagehost.albums.controllers import AlbumController, ArchiveUploadController
-from imagehost.albums.pages import AlbumPagesController
+from imagehost.albums.controllers import AlbumController, AlbumManageController, ArchiveUploadController
+from imagehost.albums.pages import AlbumManagePagesController, AlbumPagesController
 from imagehost.albums.service import AlbumService
 from imagehost.api.controllers import ConversionController, read_logs
 from imagehost.api.openapi import openapi_config
 from imagehost.api.tokens import require_api_token
 from imagehost.database import Database
+from imagehost.embeds.codes import embed_codes
+from imagehost.embeds.controllers import EmbedController
 from imagehost.exports.controllers import AlbumDownloadController, CatalogueExportController, LinkSheetController
 from imagehost.exports.service import ExportService
 from imagehost.images.controllers import (
@@ -44,6 +46,9 @@ from imagehost.images.service import ImageService, human_size
 from imagehost.images.storage import ImageStore
 from imagehost.images.workers import WorkerPool
 from imagehost.logging import action_log, configure_logging
+from imagehost.metrics import instruments
+from imagehost.metrics.controllers import ROUTES as METRICS_ROUTES
+from imagehost.metrics.controllers import http_metrics
 from imagehost.ops.routes import ROUTE_HANDLERS as OPS_ROUTES
 from imagehost.pages.controllers import choose_language, health, home, ready
 from imagehost.previews.controllers import OEmbedController
@@ -77,6 +82,7 @@ def template_engine(translator: Translator, settings: Settings) -> JinjaTemplate
         version=__version__,
         current_principal=principal_of_request,
         sign_in_enabled=settings.oidc_enabled,
+        embed_codes=embed_codes,
     )
     return JinjaTemplateEngine.from_environment(environment)
 
@@ -146,6 +152,7 @@ def create_app(settings: Settings) -> Litestar:
                     await albums.stop_jobs()  # cut jobs are marked failed while the database is there
         finally:
             await database.close()
+            instruments.process_ended()
 
     @asynccontextmanager
     async def image_workers() -> AsyncIterator[None]:
@@ -200,12 +207,15 @@ def create_app(settings: Settings) -> Litestar:
                 middleware=rate_limit("upload", settings.upload_rate_limit),
             ),
             AlbumController,
+            AlbumManageController,
             AlbumPagesController,
+            AlbumManagePagesController,
             CatalogueController,
             DeleteController,
             LinkSheetController,
             CatalogueExportController,
             AlbumDownloadController,
+            EmbedController,
             OEmbedController,
             # The conversion API and the log: token only, and a larger body limit on this route alone.
             Router(
@@ -215,6 +225,7 @@ def create_app(settings: Settings) -> Litestar:
                 request_max_body_size=settings.api_max_request_bytes,
             ),
             *OPS_ROUTES,
+            *METRICS_ROUTES,
             create_static_files_router(path="/static", directories=[STATIC_DIR], send_as_attachment=False),
         ],
         dependencies={
@@ -224,6 +235,7 @@ def create_app(settings: Settings) -> Litestar:
         },
         template_config=TemplateConfig(engine=template_engine(translator, settings)),
         middleware=[
+            http_metrics().middleware,  # first: it times and counts the whole answer, by route template
             *move_old_session_cookie(settings),
             session.middleware,
             body_deadlines(settings.upload_read_timeout_seconds, {"/api/upload": settings.zip_read_timeout_seconds}),

@@ -16,6 +16,7 @@ from imagehost.accounts.piccolo_app import APP_CONFIG as ACCOUNTS_APP
 from imagehost.albums.piccolo_app import APP_CONFIG as ALBUMS_APP
 from imagehost.images.piccolo_app import APP_CONFIG as IMAGES_APP
 from imagehost.logging import action_log
+from imagehost.metrics import instruments
 from imagehost.ops.piccolo_app import APP_CONFIG as OPS_APP
 
 TABLES = [*IMAGES_APP.table_classes, *ACCOUNTS_APP.table_classes, *ALBUMS_APP.table_classes, *OPS_APP.table_classes]
@@ -24,6 +25,7 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 # How often the watcher asks the server "SELECT 1": while it answers, and while it does not.
 PROBE_SECONDS = 2.0
 RETRY_SECONDS = 1.0
+CLOSE_TIMEOUT_SECONDS = 10  # at shutdown, how long the pool waits for its connections to come back
 
 
 @asynccontextmanager
@@ -89,6 +91,7 @@ class Database:
             await self._start_pool()
         except Exception as error:  # whatever the cause, the app serves without it and keeps trying
             self._down_since, self._reason = time.monotonic(), describe(error)
+            instruments.record_database_outage()
             self.log.error(
                 f"cannot connect to PostgreSQL ({self._reason}): starting without it, retrying every"
                 f" {RETRY_SECONDS:.0f} s.",
@@ -105,7 +108,18 @@ class Database:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
         if self.engine is not None and self.engine.pool is not None:
-            await self.engine.close_connection_pool()
+            pool = self.engine.pool
+            try:
+                # A connection a cut task never gave back would hold a graceful close for ever.
+                async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
+                    await pool.close()
+            except TimeoutError:
+                self.log.error(
+                    f"connections still in use {CLOSE_TIMEOUT_SECONDS} s into the shutdown: closed by force.",
+                    action="Database",
+                )
+                pool.terminate()
+            self.engine.pool = None
             self.log.info("disconnected from PostgreSQL.", action="Database")
 
     def lost(self, reason: str) -> None:
@@ -113,6 +127,7 @@ class Database:
         if self._down_since is None:
             self._down_since, self._reason = time.monotonic(), reason
             self.log.error(f"connection lost: {reason}.", action="Database")
+            instruments.record_database_outage()
             self._wake.set()
 
     async def _start_pool(self) -> None:

@@ -135,6 +135,20 @@ class ServiceStopping(ImageHostError):
     log_template = "upload of {filename} interrupted: the service is stopping."
 
 
+class ExportsBusy(ImageHostError):
+    """More exports at once than EXPORT_CONCURRENCY: refused at once (the web layer adds Retry-After)."""
+
+    template = N_(
+        "Too many exports are being made right now (at most {limit} at once): please try again in {seconds} seconds."
+    )
+    log_template = "{what} by {who} refused: {limit} export(s) already running."
+    log_action = "Refused"
+
+    @property
+    def retry_after(self) -> int:
+        return int(self.params["seconds"])
+
+
 class SignInRequired(ImageHostError):
     template = N_("Please sign in to do this.")
     log_template = "anonymous {action} refused: sign-in required."
@@ -331,6 +345,50 @@ class ArchiveTooLargeForPage(ImageHostError):
         " which takes large archives."
     )
     log_template = "archive {filename} over {limit} refused on /upload (for /api/upload)."
+
+
+# --- Managing albums: rename, move, reorder (albums/service.py) ------------------------------------
+
+
+class AlbumChangeForbidden(AlbumForbidden):
+    template = N_(
+        "Only an administrator or the creator of the album {name} may rename it or move or reorder its images."
+    )
+
+
+class AlbumNameTaken(ImageHostError):
+    template = N_("There is already an album {name}: choose another name.")
+    log_template = "album name {name} refused: another album has it."
+
+
+class ArticleCodeTaken(ImageHostError):
+    template = N_("There is already an article {article} in the album {album}: choose another code.")
+    log_template = "article code {article} refused: the album {album} has it already."
+
+
+class ImageNotInAlbum(ImageHostError):
+    template = N_("There is no image {id} in any album.")
+    log_template = "image {id} not found in any album."
+
+
+class SameFileInArticle(ImageHostError):
+    template = N_(
+        "The article {article} of the album {album} already holds the same file as image {id} (image {existing}):"
+        " nothing was moved."
+    )
+    log_template = (
+        "move of image {id} into article {article} of album {album} refused: the same file is image {existing}."
+    )
+
+
+class OrderMismatch(ImageHostError):
+    template = N_(
+        "The new order must name each of the {count} images of the article {article} exactly once"
+        " (missing: {missing}; not in the article: {extra}; repeated: {repeated})."
+    )
+    log_template = (
+        "reorder of article {article} of album {album} refused: missing {missing}, extra {extra}, repeated {repeated}."
+    )
 
 
 class NulInQuery(ImageHostError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,6 +65,19 @@ def _list(value: str) -> tuple[str, ...]:
     if value.startswith("["):
         return tuple(str(item).strip() for item in json.loads(value) if str(item).strip())
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def _origins(value: str, name: str) -> tuple[str, ...]:
+    """Origins separated by spaces or commas (`https://a.example, https://b.example:8443`), or `*`.
+    Each goes into a CSP header as written, so nothing but a scheme, a host and a port may pass."""
+    origins = tuple(dict.fromkeys(part.rstrip("/").lower() for part in re.split(r"[\s,]+", value) if part))
+    for origin in origins:
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise SettingsError(f"{name}: {origin!r} is not an origin such as https://blog.example (or *)")
+    return origins
 
 
 @dataclass(frozen=True)
@@ -133,6 +147,19 @@ class Settings:
     zip_convert_formats: bool = False
     # How long POST /api/upload waits for a ZIP's job before answering 202 with the job's URL.
     zip_wait_seconds: float = 50.0
+    # Exports (link sheets, catalogue sheets, album ZIPs): how many run at once in this process (more
+    # get 503 with Retry-After), nginx's read and send timeouts on their routes, and how many rows of
+    # a catalogue XLSX get a thumbnail picture with `with_thumbnails=1`.
+    export_concurrency: int = 2
+    export_timeout_seconds: int = 600
+    export_thumbnail_rows: int = 1000
+    # Who may show the embeds (/embed/...) in a frame or fetch their fragments: origins such as
+    # https://blog.example, or `*` for any site. The site's own origin always may.
+    embed_origins: tuple[str, ...] = ("*",)
+    # GET /metrics: readable with this Bearer token (empty: admins only). nginx answers 404 for it
+    # from outside unless metrics_public (deploy/nginx-env.sh reads METRICS_PUBLIC by the same rule).
+    metrics_token: str = field(default="", repr=False)
+    metrics_public: bool = False
 
     @property
     def max_request_bytes(self) -> int:
@@ -272,7 +299,18 @@ class Settings:
         if "ZIP_READ_TIMEOUT_SECONDS" in env:
             seconds = _int(env["ZIP_READ_TIMEOUT_SECONDS"], "ZIP_READ_TIMEOUT_SECONDS")
             values["zip_read_timeout_seconds"] = float(seconds)
+        for name in ("EXPORT_CONCURRENCY", "EXPORT_TIMEOUT_SECONDS"):
+            if name in env:
+                values[name.lower()] = _int(env[name], name)
+        if "EXPORT_THUMBNAIL_ROWS" in env:
+            values["export_thumbnail_rows"] = _int(env["EXPORT_THUMBNAIL_ROWS"], "EXPORT_THUMBNAIL_ROWS", 0)
         for name in ("LOGIN_RATE_LIMIT", "UPLOAD_RATE_LIMIT"):
             if name in env:
                 values[name.lower()] = _int(env[name], name, 0)
+        if env.get("EMBED_ORIGINS", "").strip():
+            values["embed_origins"] = _origins(env["EMBED_ORIGINS"], "EMBED_ORIGINS")
+        if env.get("METRICS_TOKEN", "").strip():
+            values["metrics_token"] = env["METRICS_TOKEN"].strip()
+        if "METRICS_PUBLIC" in env:
+            values["metrics_public"] = _bool(env["METRICS_PUBLIC"], "METRICS_PUBLIC")
         return cls(**values)  # type: ignore[arg-type]

@@ -40,7 +40,8 @@ class Case:
     path: str  # the route as the app declares it
     url: Callable[[World], str]
     expect: dict[str, int]  # actor -> status
-    data: dict | None = None
+    data: dict | Callable[[World], dict] | None = None  # a callable is asked after `url`
+    json: Callable[[World], object] | None = None
     files: Callable[[], dict] | None = None
     headers: dict = field(default_factory=lambda: dict(JSON))
 
@@ -99,6 +100,20 @@ def owned_job(w: World) -> str:
         owner,
     )
     return f"/api/jobs/{job_id}"
+
+
+def album_image(w: World, name: str | None = None) -> int:
+    """An image of the album `name`, else of the album made last (the one `url` just made)."""
+    database_url = w.client.app.state.settings.database_url  # type: ignore[attr-defined]
+    query = "SELECT ai.image FROM album_images ai JOIN albums al ON al.id = ai.album"
+    if name is None:
+        return run_sql(database_url, query + " ORDER BY al.id DESC LIMIT 1")[0][0]
+    return run_sql(database_url, query + " WHERE al.name = $1 LIMIT 1", name)[0][0]
+
+
+def moved_into_sku2(w: World) -> dict:
+    name = owned_album(w)
+    return {"image_ids": [album_image(w, name)], "album_name": name, "article_name": "SKU2"}
 
 
 CASES = [
@@ -194,6 +209,8 @@ CASES = [
     Case("GET", "/logs", lambda w: "/logs", everyone(401, token=403, service=200)),
     Case("GET", "/ops/stats", lambda w: "/ops/stats", everyone(403, anonymous=401, admin=200, revoked=401)),
     Case("GET", "/ops/logs", lambda w: "/ops/logs", everyone(403, anonymous=401, admin=200, revoked=401)),
+    # Metrics: admins (and the METRICS_TOKEN holder, tests/metrics); a service token is no metrics token.
+    Case("GET", "/metrics", lambda w: "/metrics", everyone(403, anonymous=401, admin=200, revoked=401)),
     # The consistency check: admins only (a session or an admin's token); service tokens are refused too.
     Case("POST", "/api/sync", lambda w: "/api/sync", everyone(403, anonymous=401, admin=200, revoked=401)),
     Case("GET", "/ops/check", lambda w: "/ops/check", everyone(403, anonymous=401, admin=200, revoked=401)),
@@ -243,6 +260,11 @@ CASES = [
     Case("GET", "/albums", lambda w: "/albums", BROWSE),
     Case("GET", "/albums/{album:str}", lambda w: f"/albums/{owned_album(w)}", BROWSE),
     Case("GET", "/albums/{album:str}/{article:str}", lambda w: f"/albums/{owned_album(w)}/SKU1", BROWSE),
+    # Embeds for other sites (JSON here): whoever may browse, as the pages they come from.
+    Case("GET", "/embed/i/{stored_name:str}", lambda w: f"/embed/i/{w.image['filename']}", BROWSE),
+    Case("GET", "/embed/album/{album:str}", lambda w: f"/embed/album/{owned_album(w)}", BROWSE),
+    Case("GET", "/embed/album/{album:str}/{article:str}", lambda w: f"/embed/album/{owned_album(w)}/SKU1", BROWSE),
+    Case("GET", "/embed/latest", lambda w: "/embed/latest?limit=5", BROWSE),
     *(
         Case(method, "/albums/{album:str}", lambda w: f"/albums/{owned_album(w)}", MANAGE_ALBUM)
         for method in ("DELETE", "POST")
@@ -250,6 +272,57 @@ CASES = [
     *(
         Case(method, "/albums/{album:str}/{article:str}", lambda w: f"/albums/{owned_album(w)}/SKU1", MANAGE_ALBUM)
         for method in ("DELETE", "POST")
+    ),
+    # Renaming, moving, reordering: admins and the album's creator, in the API and the pages' forms.
+    Case(
+        "POST",
+        "/api/rename-album/{album:str}",
+        lambda w: f"/api/rename-album/{owned_album(w)}",
+        MANAGE_ALBUM,
+        json=lambda w: {"new_name": "matrix-renamed-by-api"},
+    ),
+    Case(
+        "POST",
+        "/api/rename-article/{album:str}/{article:str}",
+        lambda w: f"/api/rename-article/{owned_album(w)}/SKU1",
+        MANAGE_ALBUM,
+        json=lambda w: {"new_name": "SKU-renamed"},
+    ),
+    Case("POST", "/api/move-images", lambda w: "/api/move-images", MANAGE_ALBUM, json=moved_into_sku2),
+    Case(
+        "POST",
+        "/api/reorder/{album:str}/{article:str}",
+        lambda w: f"/api/reorder/{owned_album(w)}/SKU1",
+        MANAGE_ALBUM,
+        json=lambda w: {"image_ids": [album_image(w)]},
+    ),
+    Case(
+        "POST",
+        "/rename-album/{album:str}",
+        lambda w: f"/rename-album/{owned_album(w)}",
+        MANAGE_ALBUM,
+        data={"new_name": "matrix-renamed-by-form"},
+    ),
+    Case(
+        "POST",
+        "/rename-article/{album:str}/{article:str}",
+        lambda w: f"/rename-article/{owned_album(w)}/SKU1",
+        MANAGE_ALBUM,
+        data={"new_name": "SKU-renamed"},
+    ),
+    Case(
+        "POST",
+        "/reorder/{album:str}/{article:str}",
+        lambda w: f"/reorder/{owned_album(w)}/SKU1",
+        MANAGE_ALBUM,
+        data=lambda w: {"image_id": str(album_image(w)), "direction": "later"},
+    ),
+    Case(
+        "POST",
+        "/move-image/{album:str}/{article:str}",
+        lambda w: f"/move-image/{owned_album(w)}/SKU1",
+        MANAGE_ALBUM,
+        data=lambda w: {"image_id": str(album_image(w)), "article_name": "SKU2"},
     ),
     # Exports: whoever may browse (PicHosting: viewers export).
     Case("GET", "/api/export-xlsx", lambda w: f"/api/export-xlsx?album_name={owned_album(w)}", BROWSE),
@@ -359,6 +432,8 @@ def test_the_matrix(world: World):
     for case in CASES:
         for actor, expected in case.expect.items():
             url = case.url(world)  # before switching: preparing may sign in as someone else
+            data = case.data(world) if callable(case.data) else case.data
+            body = case.json(world) if case.json else None
             world.as_actor(actor if actor in world.cookies else "anonymous")  # type: ignore[attr-defined]
             headers = dict(case.headers)
             if actor in world.tokens:
@@ -367,7 +442,8 @@ def test_the_matrix(world: World):
                 case.method,
                 url,
                 headers=headers,
-                data=case.data,
+                data=data,
+                json=body,
                 files=case.files() if case.files else None,
                 follow_redirects=False,
             )

@@ -67,3 +67,26 @@ def test_no_preview_with_private_images(make_oidc_client, sign_in):
     page = client.get(f"/i/{body['filename']}", headers=HTML).text
     assert 'class="original-name"' in page  # the page itself is shown to who may see it
     assert meta(page).keys().isdisjoint({"og:title", "og:image", "twitter:card"}) and oembed_link(page) is None
+
+
+def test_album_and_article_pages_are_previewed_by_their_cover(client):
+    from urllib.parse import quote
+
+    from tests.albums.test_upload import send
+    from tests.albums.zips import make_zip
+
+    name = 'Весна "2026"'
+    report = send(
+        client,
+        make_zip([("a/SKU1/1.png", png_bytes(2000, 1000)), ("a/SKU1/2.png", png_bytes(40, 30))]),
+        album_name=name,
+    ).json()
+    first = next(item for item in report["results"] if item["entry"].endswith("1.png"))
+    album = meta(client.get(f"/albums/{quote(name, safe='')}", headers=HTML).text)
+    assert album["og:title"] == name and album["og:url"].endswith("/albums/" + quote(name, safe=""))
+    article_page = client.get(f"/albums/{quote(name, safe='')}/SKU1", headers=HTML).text
+    article = meta(article_page)
+    assert article["og:title"] == f"{name} / SKU1"
+    assert article["og:image"].endswith(f"/images/thumbs/1280/{first['filename']}.webp")
+    assert article["og:image:alt"] == "1.png" and album["og:image"] == article["og:image"]
+    assert oembed_link(article_page).startswith("http://testserver.local/oembed?url=")

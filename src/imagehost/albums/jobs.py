@@ -32,6 +32,7 @@ from imagehost.accounts.principal import Principal
 from imagehost.albums.tables import Album
 from imagehost.errors import ImageHostError, JobInterrupted, JobNotFound
 from imagehost.logging import action_log
+from imagehost.metrics import instruments
 
 HEARTBEAT_SECONDS = 10.0
 # A running job whose process has not written for this long is taken as dead, whatever its host.
@@ -165,6 +166,7 @@ class JobBook:
             total,
             this_runner(),
         )
+        instruments.record_zip_job("queued")
 
     def spool(self, job_id: str, source: BinaryIO) -> Path:
         """A copy of the request's archive that outlives the request (blocking: call from a thread)."""
@@ -177,6 +179,7 @@ class JobBook:
 
     async def started(self, job_id: str) -> None:
         await Album.raw("UPDATE upload_jobs SET state = 'running', heartbeat_at = now() WHERE id = {}", job_key(job_id))
+        instruments.record_zip_job("running")
 
     async def keep_alive(self, job_id: str) -> None:
         while True:
@@ -207,18 +210,21 @@ class JobBook:
 
     async def finish(self, job_id: str) -> None:
         await Album.raw("UPDATE upload_jobs SET state = 'done', finished_at = now() WHERE id = {}", job_key(job_id))
+        instruments.record_zip_job("done")
 
     async def fail(self, job_id: str, error: ImageHostError) -> None:
         await self._fail(job_key(job_id), error)
 
     async def _fail(self, key: str, error: ImageHostError) -> None:
-        await Album.raw(
+        failed = await Album.raw(
             "UPDATE upload_jobs SET state = 'failed', finished_at = now(), error_template = {},"
-            " error_params = {}::jsonb WHERE id = {} AND state IN ('queued', 'running')",
+            " error_params = {}::jsonb WHERE id = {} AND state IN ('queued', 'running') RETURNING id",
             error.template,
             _params(error),
             key,
         )
+        if failed:  # a job already finished is not failed again
+            instruments.record_zip_job("failed")
 
     def remove_spool(self, path: Path) -> None:
         path.unlink(missing_ok=True)

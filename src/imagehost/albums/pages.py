@@ -1,8 +1,9 @@
 """The album pages: /albums (a grid with a search), an album's articles, an article's gallery.
 
 The listings read only indexes: a page of albums or articles (by name, LIMIT/OFFSET), and for
-each item on the page its cover (the newest image, or the first photo) and counts through the
-album_images indexes. Deleting goes through AlbumService (the crash-safe image delete).
+each item on the page its cover (the newest image, or the first photo) and its counts, kept by
+triggers on the album's and article's rows (migrations/albums/albums_0003_image_counts.py).
+Deleting goes through AlbumService (the crash-safe image delete).
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from imagehost.albums.controllers import (
 )
 from imagehost.albums.names import catalogue_name
 from imagehost.albums.service import AlbumService, FoundAlbum
-from imagehost.albums.tables import AlbumImage, Article
+from imagehost.albums.tables import Album, AlbumImage, Article
 from imagehost.api.openapi import DeleteAnswer, answers, form, text
 from imagehost.errors import N_, AlbumNotFound, ArticleNotFound, InvalidParameter, MissingParameter
 from imagehost.images.links import Links
 from imagehost.images.service import ImageService, StoredImage
+from imagehost.previews.tags import album_preview
 from imagehost.web.query import page_number, whole_number
 from imagehost.web.responses import representation, respond
 
@@ -59,33 +61,37 @@ _IMAGE_COLUMNS = (
     "uploader_name",
 )
 
-# Each album on the page with its newest image (album_images_album_newest) and its counts.
+# Each album on the page with its newest image (album_images_album_newest) and its kept counts. The
+# page is chosen first, then its covers read: a generic plan (ILIKE $1 guessed to match few rows)
+# would otherwise read the cover of every album before sorting.
 _ALBUMS = (
-    "SELECT al.id, al.name, al.created_by_sub, (SELECT count(*) FROM articles ar WHERE ar.album = al.id)"
-    " AS articles, (SELECT count(*) FROM album_images ai WHERE ai.album = al.id) AS images, c.id AS"
+    "SELECT al.id, al.name, al.created_by_sub, al.article_count AS articles, al.image_count AS images, c.id AS"
     " cover_id, c.stored_name AS cover_stored_name, c.original_name AS cover_original_name, c.size_bytes"
     " AS cover_size_bytes, c.file_format AS cover_file_format, c.sha256 AS cover_sha256, c.uploaded_at AS"
     " cover_uploaded_at, c.width AS cover_width, c.height AS cover_height, c.source_format AS"
     " cover_source_format, c.quality AS cover_quality, c.uploader_sub AS cover_uploader_sub,"
-    " c.uploader_name AS cover_uploader_name FROM albums al LEFT JOIN LATERAL (SELECT i.id, i.stored_name,"
+    " c.uploader_name AS cover_uploader_name FROM (SELECT id, name, created_by_sub, article_count, image_count"
+    " FROM albums WHERE name ILIKE {} ORDER BY name, id LIMIT {} OFFSET {}) al LEFT JOIN LATERAL (SELECT i.id,"
+    " i.stored_name,"
     " i.original_name, i.size_bytes, i.file_format, i.sha256, i.uploaded_at, i.width, i.height,"
     " i.source_format, i.quality, i.uploader_sub, i.uploader_name FROM album_images ai JOIN images i ON"
-    " i.id = ai.image WHERE ai.album = al.id ORDER BY ai.image DESC LIMIT 1) c ON true WHERE al.name ILIKE"
-    " {} ORDER BY al.name, al.id LIMIT {} OFFSET {}"
+    " i.id = ai.image WHERE ai.album = al.id ORDER BY ai.image DESC LIMIT 1) c ON true ORDER BY al.name, al.id"
 )
 _ALBUM_TOTAL = "SELECT count(*) AS total FROM albums WHERE name ILIKE {}"
-# Each article on the page with its first photo (album_images_article_position) and its count.
+# Each article on the page (chosen first, as for albums) with its first photo
+# (album_images_article_position) and its kept count.
 _ARTICLES = (
-    "SELECT ar.id, ar.code, (SELECT count(*) FROM album_images ai WHERE ai.article = ar.id) AS images,"
+    "SELECT ar.id, ar.code, ar.image_count AS images,"
     " c.id AS cover_id, c.stored_name AS cover_stored_name, c.original_name AS cover_original_name,"
     " c.size_bytes AS cover_size_bytes, c.file_format AS cover_file_format, c.sha256 AS cover_sha256,"
     " c.uploaded_at AS cover_uploaded_at, c.width AS cover_width, c.height AS cover_height,"
     " c.source_format AS cover_source_format, c.quality AS cover_quality, c.uploader_sub AS"
-    " cover_uploader_sub, c.uploader_name AS cover_uploader_name FROM articles ar LEFT JOIN LATERAL"
+    " cover_uploader_sub, c.uploader_name AS cover_uploader_name FROM (SELECT id, code, image_count FROM"
+    " articles WHERE album = {} AND code ILIKE {} ORDER BY code, id LIMIT {} OFFSET {}) ar LEFT JOIN LATERAL"
     " (SELECT i.id, i.stored_name, i.original_name, i.size_bytes, i.file_format, i.sha256, i.uploaded_at,"
     " i.width, i.height, i.source_format, i.quality, i.uploader_sub, i.uploader_name FROM album_images ai"
     " JOIN images i ON i.id = ai.image WHERE ai.article = ar.id ORDER BY ai.position, ai.image LIMIT 1) c"
-    " ON true WHERE ar.album = {} AND ar.code ILIKE {} ORDER BY ar.code, ar.id LIMIT {} OFFSET {}"
+    " ON true ORDER BY ar.code, ar.id"
 )
 _ARTICLE_TOTAL = "SELECT count(*) AS total FROM articles WHERE album = {} AND code ILIKE {}"
 # An article's photos in their order (album_images_article_position).
@@ -153,6 +159,15 @@ class Listing:
         return self.page < self.total_pages
 
 
+def first_cover(items: list[Any]) -> StoredImage | None:
+    """The link preview's picture: the first photo shown (an article page) or the first card's cover."""
+    for item in items:
+        found = item if isinstance(item, StoredImage) else getattr(item, "cover", None)
+        if found is not None:
+            return found
+    return None
+
+
 @dataclass(frozen=True)
 class AlbumCard:
     name: str
@@ -211,18 +226,23 @@ class AlbumPages:
         offset = (page - 1) * GRID_PAGE_SIZE
         rows = await AlbumImage.raw(_ARTICLES, album.id, pattern, GRID_PAGE_SIZE, offset) if offset < total else []
         cards = [ArticleCard(row["code"], row["images"], _cover(row)) for row in rows]
-        articles = await Article.count().where(Article.album == album.id)
-        images = await AlbumImage.count().where(AlbumImage.album == album.id)
-        return AlbumView(album, articles, images, Listing(cards, page, total))
+        counts = await Album.select(Album.article_count, Album.image_count).where(Album.id == album.id).first()
+        if counts is None:  # deleted meanwhile
+            raise AlbumNotFound(name=name)
+        return AlbumView(album, counts["article_count"], counts["image_count"], Listing(cards, page, total))
 
     async def article(self, album_name: str, code: str, page: int, principal: Principal) -> ArticleView:
         self.policy.require_browse(principal)
         album = await self._album(album_name)
         code = catalogue_name(code)
-        row = await Article.select(Article.id).where(Article.album == album.id, Article.code == code).first()
+        row = await (
+            Article.select(Article.id, Article.image_count)
+            .where(Article.album == album.id, Article.code == code)
+            .first()
+        )
         if row is None:
             raise ArticleNotFound(album=album.name, article=code)
-        total = await AlbumImage.count().where(AlbumImage.article == row["id"])
+        total = row["image_count"]
         offset = (page - 1) * GRID_PAGE_SIZE
         rows = await AlbumImage.raw(_GALLERY, row["id"], GRID_PAGE_SIZE, offset) if offset < total else []
         images = [StoredImage.from_row(image) for image in rows]
@@ -318,6 +338,9 @@ class AlbumPagesController(Controller):
                 "may_manage": albums.policy.may_manage_album(principal, view.album.created_by_sub),
                 "manage_url": manage_url,
                 "confirm_delete": delete == "confirm",
+                "preview": album_preview(
+                    view.album.name, None, first_cover(view.listing.items), links, images.settings.private_images
+                ),
             },
             json=lambda: {
                 **_listing_json(
@@ -410,6 +433,9 @@ async def _gallery_response(
             "article_codes": await pages.article_choices(view.album) if may_manage else [],
             "confirm_delete": confirm_delete,
             "counts_changed": counts_changed,
+            "preview": album_preview(
+                view.album.name, view.code, first_cover(view.listing.items), links, images.settings.private_images
+            ),
         },
         json=lambda: {
             **_listing_json(

@@ -43,6 +43,7 @@ from imagehost.errors import (
 from imagehost.images.formats import ARCHIVE_CONVERTIBLE_NAMES
 from imagehost.images.service import DeleteCredentials, ImageService, IncomingFile, StoredImage
 from imagehost.logging import action_log
+from imagehost.metrics import instruments
 
 MODES = ("merge", "replace")
 SYSTEM_FILE = N_("A system file or folder: skipped.")
@@ -172,7 +173,8 @@ _SELECT_FILES = (
 _SAME_FILE_IN_ARTICLE = (
     _SELECT_FILES + " WHERE a.album = {} AND a.code = {} AND (ai.source_sha256 = {} OR i.sha256 = {}) LIMIT 1"
 )
-_ALBUM_FILES = _SELECT_FILES + " WHERE ai.album = {} ORDER BY ai.image DESC"
+# `a.album = ai.album` lets the planner read only the album's articles (articles_album_code), not all.
+_ALBUM_FILES = _SELECT_FILES + " WHERE ai.album = {} AND a.album = ai.album ORDER BY ai.image DESC"
 _ARTICLE_FILES = _SELECT_FILES + " WHERE ai.article = {} ORDER BY ai.image DESC"
 
 
@@ -389,6 +391,7 @@ class AlbumService:
         in_flight = asyncio.Semaphore(max(2, self.settings.worker_processes))
 
         async def finished(number: int, result: EntryResult) -> None:
+            instruments.record_zip_entry(result.status)
             if progress is not None:
                 await progress.entry_done(number, result)
 
@@ -414,50 +417,57 @@ class AlbumService:
                 in_flight.release()
             await finished(number, result)
 
+        storing: set[asyncio.Task[None]] = set()
         try:
-            async with asyncio.TaskGroup() as tasks:
-                for number, entry in enumerate(archive.entries):
-                    placement = placements.get(id(entry))
-                    result = EntryResult(entry=entry.name, status="skipped", album_name=album)
-                    results.append(result)
-                    if entry.verdict == "skip":
-                        result.reason = Note(SYSTEM_FILE)
-                        await finished(number, result)
-                        continue
-                    if entry.verdict == "refuse" or isinstance(placement, ImageHostError):
-                        result.status, result.reason = "refused", entry.refusal or placement  # type: ignore[assignment]
-                        await finished(number, result)
-                        continue
-                    assert placement is not None
-                    result.article_number = placement.article
-                    await in_flight.acquire()
-                    try:
-                        content = await anyio.to_thread.run_sync(archive.read, entry)
-                    except ImageHostError as refusal:
-                        in_flight.release()
-                        result.status, result.reason = "refused", refusal
-                        await finished(number, result)
-                        continue
-                    digest = hashlib.sha256(content).hexdigest()
-                    if (earlier := seen.get((placement.article, digest))) is not None:
-                        in_flight.release()
-                        result.reason = Note(DUPLICATE_IN_ARCHIVE, {"entry": earlier.entry})
-                        await finished(number, result)
-                        continue
-                    seen[(placement.article, digest)] = result
-                    same = await self._duplicate_of(existing.id, placement.article, digest) if existing else None
-                    if same is not None:
-                        in_flight.release()
-                        result.image = same
-                        result.reason = Note(DUPLICATE, {"article": placement.article, "id": same.id})
-                        await finished(number, result)
-                        continue
-                    position = first_position.get(placement.article, 0) + placement.position
-                    tasks.create_task(store(number, result, content, placement.article, position, digest))
-        except BaseExceptionGroup as group:
-            # One failure (the database gone, a bug) stops the other entries; it is answered as
-            # itself (503 for a lost database), not as a group the error handler does not know.
-            raise group.exceptions[0] from None
+            for number, entry in enumerate(archive.entries):
+                if any(task.done() and not task.cancelled() and task.exception() for task in storing):
+                    break  # a failure that is not the entry's own (a bug, the database gone): no new entries
+                placement = placements.get(id(entry))
+                result = EntryResult(entry=entry.name, status="skipped", album_name=album)
+                results.append(result)
+                if entry.verdict == "skip":
+                    result.reason = Note(SYSTEM_FILE)
+                    await finished(number, result)
+                    continue
+                if entry.verdict == "refuse" or isinstance(placement, ImageHostError):
+                    result.status, result.reason = "refused", entry.refusal or placement  # type: ignore[assignment]
+                    await finished(number, result)
+                    continue
+                assert placement is not None
+                result.article_number = placement.article
+                await in_flight.acquire()
+                try:
+                    content = await anyio.to_thread.run_sync(archive.read, entry)
+                except ImageHostError as refusal:
+                    in_flight.release()
+                    result.status, result.reason = "refused", refusal
+                    await finished(number, result)
+                    continue
+                digest = hashlib.sha256(content).hexdigest()
+                if (earlier := seen.get((placement.article, digest))) is not None:
+                    in_flight.release()
+                    result.reason = Note(DUPLICATE_IN_ARCHIVE, {"entry": earlier.entry})
+                    await finished(number, result)
+                    continue
+                seen[(placement.article, digest)] = result
+                same = await self._duplicate_of(existing.id, placement.article, digest) if existing else None
+                if same is not None:
+                    in_flight.release()
+                    result.image = same
+                    result.reason = Note(DUPLICATE, {"article": placement.article, "id": same.id})
+                    await finished(number, result)
+                    continue
+                position = first_position.get(placement.article, 0) + placement.position
+                storing.add(asyncio.create_task(store(number, result, content, placement.article, position, digest)))
+        finally:
+            # Entries already being stored finish (each a whole image with its row, or its refusal)
+            # rather than being cut in the middle of their transaction, even when this upload is
+            # cancelled (shutdown: the worker pool's end refuses them at once).
+            outcomes = await asyncio.gather(*storing, return_exceptions=True)
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failures:
+            # Answered as itself (503 for a lost database, 500 for a bug).
+            raise failures[0]
 
         report = ArchiveReport(album_name=album, archive_name=archive_name, results=results)
         if mode == "replace" and existing is not None and (report.stored or any(r.image for r in results)):
@@ -522,7 +532,7 @@ class AlbumService:
             return {}
         rows = await AlbumImage.raw(
             "SELECT a.code, max(ai.position) AS last FROM album_images ai JOIN articles a ON a.id = ai.article"
-            " WHERE ai.album = {} GROUP BY a.code",
+            " WHERE ai.album = {} AND a.album = ai.album GROUP BY a.code",
             album.id,
         )
         return {row["code"]: row["last"] for row in rows}
@@ -602,12 +612,19 @@ class AlbumService:
     async def count_album(self, album_name: str, principal: Principal) -> int:
         self.policy.require_browse(principal)
         album = await self._album(album_name)
-        return await AlbumImage.count().where(AlbumImage.album == album.id)
+        row = await Album.select(Album.image_count).where(Album.id == album.id).first()  # kept by a trigger
+        if row is None:  # deleted meanwhile
+            raise AlbumNotFound(name=album_name)
+        return row["image_count"]
 
     async def count_article(self, album_name: str, article: str, principal: Principal) -> int:
         self.policy.require_browse(principal)
-        article_id = await self._article_id(await self._album(album_name), article)
-        return await AlbumImage.count().where(AlbumImage.article == article_id)
+        album = await self._album(album_name)
+        article_id = await self._article_id(album, article)
+        row = await Article.select(Article.image_count).where(Article.id == article_id).first()  # kept by a trigger
+        if row is None:  # deleted meanwhile
+            raise ArticleNotFound(album=album.name, article=article)
+        return row["image_count"]
 
     # --- Renaming, moving, reordering (admins and the album's creator) -------------------------
 

@@ -19,6 +19,9 @@ class Album(Table, tablename="albums"):
     created_by_sub = Varchar(length=255, null=True, default=None)
     created_by_name = Varchar(length=255, null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
+    # Kept by triggers (migrations/albums/albums_0003_image_counts.py): never written by the app.
+    image_count = Integer(default=0)
+    article_count = Integer(default=0)
 
 
 class Article(Table, tablename="articles"):
@@ -27,6 +30,7 @@ class Article(Table, tablename="articles"):
     album = ForeignKey(Album, on_delete=OnDelete.cascade)
     code = Varchar(length=MAX_NAME_LENGTH)
     created_at = Timestamptz(default=TimestamptzNow())
+    image_count = Integer(default=0)  # kept by a trigger, as Album's
 
 
 class AlbumImage(Table, tablename="album_images"):

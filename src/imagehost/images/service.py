@@ -37,6 +37,7 @@ from imagehost.images.storage import ImageStore, new_stored_name
 from imagehost.images.tables import LARGEST_IMAGE_ID, Image
 from imagehost.images.workers import WorkerFailed
 from imagehost.logging import action_log
+from imagehost.metrics import instruments
 from imagehost.settings import Settings
 
 MAX_ORIGINAL_NAME = 255
@@ -66,9 +67,9 @@ def hash_key(delete_key: str) -> str:
 def storage_refusal(error: OSError) -> ImageHostError:
     """What a failed write or removal in IMAGES_DIR means for the client: full (507) or unavailable (503)."""
     reason = f"{type(error).__name__}: {error}"
-    if error.errno in {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}:
-        return StorageFull(reason=reason)
-    return StorageUnavailable(reason=reason)
+    full = error.errno in {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+    instruments.record_store_outage(full=full)
+    return StorageFull(reason=reason) if full else StorageUnavailable(reason=reason)
 
 
 async def lock_stored_name(stored_name: str) -> None:
@@ -234,6 +235,20 @@ class ImageService:
         link: Link | None = None,
         convert_from: tuple[str, ...] = (),
     ) -> UploadResult:
+        """One upload, counted in the metrics (stored or refused, its format, time and size)."""
+        name, size = (incoming.original_name, len(incoming.content)) if incoming else ("", 0)
+        with instruments.timed_upload(name, size) as timer:
+            result = await self._upload(incoming, principal, link, convert_from)
+            timer.stored(result.image.file_format)
+        return result
+
+    async def _upload(
+        self,
+        incoming: IncomingFile | None,
+        principal: Principal = ANONYMOUS,
+        link: Link | None = None,
+        convert_from: tuple[str, ...] = (),
+    ) -> UploadResult:
         """`link` (albums) runs inside the transaction that stores the image, with its id: the image
         and its place in an album are committed together or not at all. A file in one of
         `convert_from` (ZIP entries with ZIP_CONVERT_FORMATS) is stored as the PNG or JPEG the worker
@@ -345,6 +360,7 @@ class ImageService:
                 await anyio.to_thread.run_sync(files.discard)  # rolled back: no file outlives it
             raise
         await anyio.to_thread.run_sync(files.keep)
+        instruments.record_thumbnails(len(processed.thumbnails))
         image = await self.get(row.id)
         made = f", converted from {processed.source_format}" if processed.source_format else ""
         by = f" by {principal.name}" if principal.signed_in else ""
@@ -549,6 +565,7 @@ class ImageService:
         else:
             who = "its uploader"
         self.log.info(f"image {image.stored_name} deleted by {who} ({image.original_name}).", action="Success")
+        instruments.record_delete()
         return image
 
     def url_of(self, image: StoredImage, request_base: str) -> str:

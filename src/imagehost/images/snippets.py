@@ -56,3 +56,31 @@ def image_snippets(url: str, original_name: str) -> list[Snippet]:
         Snippet("html", "HTML", html_code(url, original_name)),
         Snippet("bbcode", "BBCode", bbcode_code(url)),
     ]
+
+
+# --- Embed codes: an iframe of an embed page, or an htmx include of its fragment ------------------
+
+# htmx 2 sends requests to its own page's origin only; a page that includes our fragment says so once.
+HTMX_CONFIG_CODE = """<meta name="htmx-config" content='{"selfRequestsOnly":false}'>"""
+
+
+def iframe_code(src: str, title: str, width: int, height: int) -> str:
+    """An iframe of an embed page: the title is the uploader's text, as plain attribute text."""
+    return (
+        f'<iframe src="{html.escape(safe_url(src), quote=True)}" width="{int(width)}" height="{int(height)}"'
+        f' title="{html.escape(_plain(title), quote=True)}" loading="lazy" style="border:0;max-width:100%"></iframe>'
+    )
+
+
+def htmx_code(src: str) -> str:
+    """An element that htmx on the host page fills with the embed's fragment once it loads."""
+    return f'<div hx-get="{html.escape(safe_url(src), quote=True)}" hx-trigger="load"></div>'
+
+
+def embed_snippets(src: str, title: str, width: int, height: int) -> list[Snippet]:
+    """The codes for one embed page, in the order the pages show them."""
+    return [
+        Snippet("iframe", "iframe", iframe_code(src, title, width, height)),
+        Snippet("htmx", "htmx", htmx_code(src)),
+        Snippet("htmx-config", "htmx config", HTMX_CONFIG_CODE),
+    ]

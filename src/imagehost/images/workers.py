@@ -113,6 +113,7 @@ class WorkerPool:
             raise failures[0]
         for worker in spawned:
             self._idle.put_nowait(worker)
+        self._report()
 
     async def close(self) -> None:
         """Kill every worker: tasks running or waiting get WorkerFailed("closed"). Safe to call again."""
@@ -138,6 +139,7 @@ class WorkerPool:
             self._hand_back(worker, healthy=True)
             raise
         self._busy.add(worker)
+        self._report()
         try:
             kind, body = await self._exchange(worker, request)
         except BaseException:  # also cancellation: the worker may be mid-task, so it cannot be reused
@@ -188,6 +190,14 @@ class WorkerPool:
             self._chore(self._replace(worker))
         if self._closed and not self._busy:
             self._quiet.set()
+        self._report()
+
+    def _report(self) -> None:
+        """Busy and idle workers for GET /metrics. Imported here, not at the top: keeps
+        prometheus_client out of the worker processes, which import this module too."""
+        from imagehost.metrics import instruments
+
+        instruments.record_worker_pool(busy=len(self._busy), idle=len(self._workers) - len(self._busy))
 
     def _chore(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -195,6 +205,10 @@ class WorkerPool:
         task.add_done_callback(self._chores.discard)
 
     async def _replace(self, worker: _Worker) -> None:
+        from imagehost.metrics import instruments  # see _report
+
+        if not self._closed:  # at shutdown workers are stopped, not restarted
+            instruments.record_worker_restart()
         await self._stop(worker)
         while not self._closed:
             try:
@@ -211,6 +225,7 @@ class WorkerPool:
                 await self._stop(fresh)
             else:
                 self._idle.put_nowait(fresh)
+                self._report()
             return
 
     async def _spawn(self) -> _Worker:
@@ -247,6 +262,7 @@ class WorkerPool:
         worker.process.join()  # reaps it: its files are closed, so this returns in microseconds
         worker.channel.close()
         self._workers.discard(worker)
+        self._report()
 
     async def _shut_down(self) -> None:
         self._closed = True

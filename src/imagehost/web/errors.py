@@ -13,6 +13,7 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from imagehost import errors
+from imagehost.embeds.framing import is_embed_path
 from imagehost.errors import N_, ImageHostError
 from imagehost.images.service import human_size
 from imagehost.logging import action_log
@@ -37,6 +38,7 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
     errors.DatabaseUnavailable: 503,
     errors.ImageProcessingFailed: 422,
     errors.ServiceStopping: 503,
+    errors.ExportsBusy: 503,
     errors.InvalidParameter: 422,
     errors.BadQueryParameter: 400,
     errors.Unauthorized: 401,
@@ -58,6 +60,12 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
     errors.JobInterrupted: 503,
     errors.AlbumExists: 409,
     errors.AlbumForbidden: 403,
+    errors.AlbumChangeForbidden: 403,
+    errors.AlbumNameTaken: 409,
+    errors.ArticleCodeTaken: 409,
+    errors.ImageNotInAlbum: 404,
+    errors.SameFileInArticle: 409,
+    errors.OrderMismatch: 422,
     errors.NoArchiveGiven: 400,
     errors.ArchiveUnreadable: 400,
     errors.ArchiveEmpty: 422,
@@ -102,6 +110,9 @@ def error_response(request: Request, status_code: int, message: str) -> Response
     if kind == "json":
         return Response({"status": "error", "error": message}, status_code=status_code, headers=headers)
     context = {"message": message, "status_code": status_code}
+    if is_embed_path(request.url.path):  # in another site's frame or page: no site around it, no #messages
+        template = "embeds/_error.html" if kind == "fragment" else "embeds/error.html"
+        return Template(template, context=context, status_code=status_code, headers=headers)
     if kind == "fragment":
         headers |= {"HX-Retarget": ERROR_TARGET, "HX-Reswap": "innerHTML"}
         return Template("_error.html", context=context, status_code=status_code, headers=headers)
@@ -117,7 +128,8 @@ def _translate(request: Request, error: ImageHostError) -> str:
 def sign_in_redirect(request: Request) -> Response | None:
     """A person (page or htmx) who must sign in is sent to /login and back; API clients get a 401."""
     kind = representation(request)
-    if kind == "json" or request.app.state.oidc is None:
+    # An embed answers 401 in place: the sign-in pages refuse to be framed by other sites.
+    if kind == "json" or request.app.state.oidc is None or is_embed_path(request.url.path):
         return None
     back = request.headers.get("hx-current-url") if kind == "fragment" else None
     # The raw path: Litestar's own drops a trailing slash (/images/ would come back as /images).
@@ -175,6 +187,8 @@ def handle_domain_error(request: Request, error: ImageHostError) -> Response:
     response = error_response(request, status_code, _translate(request, error))
     if status_code == 401 and not isinstance(error, errors.SignInRequired):
         response.headers["WWW-Authenticate"] = 'Bearer realm="ImageHost API"'
+    if isinstance(error, errors.ExportsBusy):
+        response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 

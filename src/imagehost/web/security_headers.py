@@ -1,8 +1,9 @@
 """Security headers on every answer of the app: its own pages get a Content-Security-Policy that
 allows only our own scripts and styles, and no framing. Answers that set their own policy (direct
-links, thumbnails and downloads carry a sandbox; embeds will allow framing) keep theirs: browsers
-enforce every CSP header they get, so there is never a second one (nginx adds none on proxied
-routes either)."""
+links, thumbnails and downloads carry a sandbox) keep theirs: browsers enforce every CSP header
+they get, so there is never a second one (nginx adds none on proxied routes either). The embed
+paths (/embed/...) are the one exception to "no framing": embeds/framing.py gives them their own
+policy, CORS and no cookies."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 
 from litestar.types import Message, Scope
 
+from imagehost.embeds.framing import embed_headers, embed_policy, is_embed_path
 from imagehost.settings import Settings
 
 REFERRER_POLICY = "strict-origin-when-cross-origin"
@@ -43,11 +45,14 @@ def security_headers(settings: Settings) -> Callable[[Message, Scope], Awaitable
     """A before-send hook: Litestar runs it on every answer, its own 404s and errors included
     (which an app middleware would not see)."""
     policy = page_policy(settings).encode()
+    embeds = embed_policy(settings).encode()
 
     async def add_headers(message: Message, scope: Scope) -> None:
         if message["type"] != "http.response.start":
             return
         headers = list(message.get("headers", []))
+        if is_embed_path(scope.get("path", "")):
+            headers = embed_headers(settings, embeds, scope, headers)  # type: ignore[arg-type]
         present = {bytes(name).lower() for name, _ in headers}
         if b"content-security-policy" not in present:
             headers.append((b"content-security-policy", policy))
