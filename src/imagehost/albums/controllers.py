@@ -8,7 +8,6 @@ from typing import Any, Literal
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import UploadFile
-from litestar.exceptions import SerializationException
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
@@ -30,6 +29,7 @@ from imagehost.api.openapi import DeleteAnswer, ErrorAnswer, answers, form_body
 from imagehost.errors import N_, ImageHostError, InvalidParameter, MissingParameter
 from imagehost.images.links import Links
 from imagehost.images.service import ImageService
+from imagehost.web.bodies import json_object
 
 FILES_UPLOADED = N_("Files uploaded successfully")
 NOTHING_NEW = N_("Nothing new was stored: every file was already there or skipped.")
@@ -216,17 +216,6 @@ def reason_text(request: Request, reason: ImageHostError | Note | None) -> str |
     if reason is None:
         return None
     return say(request, reason.template, **reason.params)
-
-
-async def json_object(request: Request) -> dict[str, Any]:
-    """PicHosting's clients send JSON: anything but a JSON object is a 422."""
-    try:
-        values = await request.json()
-    except (ValueError, SerializationException):  # Litestar's own, for bytes that are no JSON
-        values = None
-    if not isinstance(values, dict):
-        raise InvalidParameter(field="body", reason="a JSON object")
-    return values
 
 
 def text_field(values: dict[str, Any], name: str) -> str:

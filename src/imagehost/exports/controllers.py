@@ -11,7 +11,6 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Controller, Request, get, post
-from litestar.exceptions import SerializationException
 from litestar.openapi.spec import Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
@@ -35,6 +34,7 @@ from imagehost.exports.zip_names import FolderNames, safe_component
 from imagehost.images.controllers import content_disposition
 from imagehost.images.links import Links
 from imagehost.images.service import ImageService
+from imagehost.web.bodies import json_object
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV = "text/csv; charset=utf-8"
@@ -68,13 +68,7 @@ def gettext_of(request: Request) -> sheets.Gettext:
 async def body_values(request: Request) -> Mapping[str, object]:
     """PicHosting's clients send JSON; a form or an empty body reads as the query string."""
     if "json" in request.headers.get("content-type", ""):
-        try:
-            values = await request.json()
-        except (ValueError, SerializationException):  # Litestar's own, for bytes that are no JSON
-            values = None
-        if not isinstance(values, dict):
-            raise InvalidParameter(field="body", reason="a JSON object")
-        return values
+        return await json_object(request)
     form = await request.form()
     return {**query_values(request), **{key: value for key, value in form.items() if isinstance(value, str)}}
 

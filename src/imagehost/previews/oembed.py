@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from markupsafe import escape
-
 from imagehost.accounts.principal import Principal
 from imagehost.albums.service import AlbumService
 from imagehost.errors import NothingToEmbed, OEmbedFormatUnsupported
 from imagehost.images.links import Links
 from imagehost.images.service import ImageService
+from imagehost.images.snippets import iframe_code
 from imagehost.images.storage import is_stored_name
 from imagehost.previews.tags import album_page_url
 
@@ -63,14 +62,6 @@ def target_of(url: str, our_bases: list[str]) -> ImageTarget | AlbumTarget:
     if len(segments) in {2, 3} and segments[0] == "albums" and all(segments[1:]):
         return AlbumTarget(segments[1], segments[2] if len(segments) == 3 else None)
     raise NothingToEmbed(url=url[:200])
-
-
-def iframe_code(src: str, width: int, height: int, title: str) -> str:
-    """An iframe for another site's page, every value escaped for an HTML attribute."""
-    return (
-        f'<iframe src="{escape(src)}" width="{width}" height="{height}" title="{escape(title)}"'
-        ' loading="lazy" style="border:0;max-width:100%"></iframe>'
-    )
 
 
 class OEmbed:
@@ -131,7 +122,7 @@ class OEmbed:
             **common,
             "type": "rich",
             "title": title,
-            "html": iframe_code(embed, width, height, title),
+            "html": iframe_code(embed, title, width, height),
             "width": width,
             "height": height,
         }
