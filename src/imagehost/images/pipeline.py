@@ -18,6 +18,11 @@ from imagehost.images.inspection import decode_checked
 API_FORMATS = formats.CONVERTIBLE_NAMES  # what the conversion API reads
 JPEG_MAX_SIDE = 65_500  # libjpeg writes no longer side
 THUMBNAIL_QUALITY = 80
+# Chosen by measurement (issue 18): on a 12-MP JPEG's three thumbnails, WebP method 2 instead of 4
+# took 130 instead of 198 ms for files within 1-3 % of the size, and a reducing gap of 2 instead
+# of 3 cut the resizes by a further ~15 % with no visible difference at these sizes.
+THUMBNAIL_METHOD = 2
+THUMBNAIL_REDUCING_GAP = 2.0
 # EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose does).
 UPRIGHT = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -63,9 +68,9 @@ def make_thumbnails(image: Image.Image, sizes: tuple[int, ...]) -> dict[int, byt
     current = image.convert("RGBA" if has_alpha else "RGB")
     thumbnails: dict[int, bytes] = {}
     for size in sorted(sizes, reverse=True):
-        current.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        current.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=THUMBNAIL_REDUCING_GAP)
         buffer = io.BytesIO()
-        current.save(buffer, "WEBP", quality=THUMBNAIL_QUALITY, method=4)
+        current.save(buffer, "WEBP", quality=THUMBNAIL_QUALITY, method=THUMBNAIL_METHOD)
         thumbnails[size] = buffer.getvalue()
     return thumbnails
 

@@ -327,7 +327,8 @@ class ImageService:
         try:
             async with Image._meta.db.transaction():
                 await lock_stored_name(stored_name)
-                row = Image(
+                # INSERT ... RETURNING the image's columns: no second round trip to read it back.
+                new_row = Image(
                     stored_name=stored_name,
                     original_name=name,
                     size_bytes=len(content),
@@ -341,9 +342,9 @@ class ImageService:
                     uploader_sub=principal.sub if principal.signed_in else None,
                     uploader_name=principal.name if principal.signed_in else None,
                 )
-                await row.save()
+                row = (await Image.insert(new_row).returning(*_COLUMNS))[0]
                 if link is not None:
-                    await link(row.id)
+                    await link(row["id"])
                 try:
                     files = await anyio.to_thread.run_sync(
                         self.store.write_provisional, stored_name, content, processed.thumbnails
@@ -361,7 +362,7 @@ class ImageService:
             raise
         await anyio.to_thread.run_sync(files.keep)
         instruments.record_thumbnails(len(processed.thumbnails))
-        image = await self.get(row.id)
+        image = StoredImage.from_row(row)
         made = f", converted from {processed.source_format}" if processed.source_format else ""
         by = f" by {principal.name}" if principal.signed_in else ""
         self.log.info(f"image {stored_name} uploaded{by} ({name}, {len(content)} bytes{made}).", action="Success")
