@@ -43,9 +43,10 @@ lint: install
     .venv/bin/ruff check src tests migrations piccolo_conf.py
     .venv/bin/ruff format --check src tests migrations piccolo_conf.py
 
-# Measure catalogue and upload speed (prints figures and ratios)
-bench: install
-    {{python}} tests/bench.py
+# Measure catalogue and upload speed (prints figures and ratios); `just bench --reference-only` runs
+# only the side-by-side upload bench against the bare ASGI and naive Flask reference servers
+bench *ARGS: install
+    {{python}} tests/bench.py {{ARGS}}
 
 # Re-extract the interface strings and merge them into the Russian catalogue (then translate the new ones)
 translations: install

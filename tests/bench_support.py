@@ -37,6 +37,15 @@ def small_png() -> bytes:
     return buffer.getvalue()
 
 
+def medium_png() -> bytes:
+    """A 256x256 PNG of about 100 KB (noise in 16 levels a channel): issue 18's small upload."""
+    levels = bytes(value & 0xF0 for value in range(256))
+    pixels = random.Random(18).randbytes(256 * 256 * 3).translate(levels)
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (256, 256), pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def photo_jpeg(size: tuple[int, int] = (4000, 3000)) -> bytes:
     """A 12-megapixel camera-like JPEG: smooth gradients, a little sensor noise, quality 90, an EXIF block."""
     red = Image.linear_gradient("L").resize(size)

@@ -316,7 +316,8 @@ def test_the_role_claim_and_the_role_names_are_settings(make_oidc_client, sign_i
 def test_a_tampered_state_is_refused_and_logged(oidc_client, provider, app_log):
     set_roles(provider, "sub-alice", ["appuser"], "alice")
     back = authorize_at_provider(provider, start_login(oidc_client, provider), "sub-alice")
-    tampered = back.copy_set_param("state", "x" + back.params["state"][1:])
+    state = back.params["state"]
+    tampered = back.copy_set_param("state", ("y" if state[0] == "x" else "x") + state[1:])  # always another state
     answer = oidc_client.get(f"/auth/callback?{tampered.query.decode()}", headers=HTML, follow_redirects=False)
     assert answer.status_code == 400
     assert "Sign-in failed: the sign-in request is unknown, was tampered with or was already used." in answer.text
