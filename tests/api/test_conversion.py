@@ -114,7 +114,18 @@ def test_default_quality_setting(make_client):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("quality", "0"), ("quality", "96"), ("quality", "high"), ("x", "0"), ("x", "-5"), ("y", "1.5"), ("y", "abc")],
+    [
+        ("quality", "0"),
+        ("quality", "96"),
+        ("quality", "high"),
+        ("quality", "8_0"),  # int() would take these three
+        ("quality", "+80"),
+        ("x", "1" * 5000),
+        ("x", "0"),
+        ("x", "-5"),
+        ("y", "1.5"),
+        ("y", "abc"),
+    ],
 )
 def test_bad_parameters_are_422_naming_the_field(api, settings, field, value):
     response = convert(api, png_bytes(), **{field: value})

@@ -8,7 +8,6 @@ Deleting goes through AlbumService (the crash-safe image delete).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -38,6 +37,7 @@ from imagehost.api.openapi import DeleteAnswer, answers, form, text
 from imagehost.errors import N_, AlbumNotFound, ArticleNotFound, InvalidParameter, MissingParameter
 from imagehost.images.links import Links
 from imagehost.images.service import ImageService, StoredImage
+from imagehost.paging import Paged
 from imagehost.previews.tags import album_preview
 from imagehost.web.query import page_number, whole_number
 from imagehost.web.responses import representation, respond
@@ -138,7 +138,7 @@ def _cover(row: dict[str, Any]) -> StoredImage | None:
 
 
 @dataclass(frozen=True)
-class Listing:
+class Listing(Paged):
     """One page of a listing, shaped like the catalogue's page."""
 
     items: list[Any]
@@ -147,16 +147,8 @@ class Listing:
     page_size: int = GRID_PAGE_SIZE
 
     @property
-    def total_pages(self) -> int:
-        return max(1, math.ceil(self.total_items / self.page_size))
-
-    @property
-    def has_previous(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.total_pages
+    def per_page(self) -> int:
+        return self.page_size
 
 
 def first_cover(items: list[Any]) -> StoredImage | None:

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.response import File
@@ -12,33 +10,16 @@ from litestar.response import File
 from imagehost.accounts.identity import principal_of_request
 from imagehost.accounts.principal import Kind
 from imagehost.api.openapi import FILE, ConversionAnswer, answers, binary, multipart, whole
-from imagehost.errors import ImageNotFound, InvalidParameter
+from imagehost.errors import ImageNotFound
 from imagehost.images.controllers import IMAGE_SECURITY_HEADERS, Links, uploaded_file
 from imagehost.images.links import image_json
 from imagehost.images.service import ImageService
 from imagehost.logging import tail_lines
-from imagehost.web.query import whole_number
+from imagehost.web.query import form_whole_number, whole_number
 
 LOG_LIMIT_DEFAULT = 200
 LOG_LIMIT_MAX = 10_000
 BOX_MAX = 20_000
-
-
-def _whole_number(field: str, raw: Any, low: int, high: int) -> int:
-    try:
-        number = int(str(raw).strip())
-    except ValueError:
-        raise InvalidParameter(field=field, reason=f"must be a whole number from {low} to {high}") from None
-    if not low <= number <= high:
-        raise InvalidParameter(field=field, reason=f"must be from {low} to {high}")
-    return number
-
-
-def _optional(form: Any, field: str, low: int, high: int) -> int | None:
-    raw = form.get(field)
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return None
-    return _whole_number(field, raw, low, high)
 
 
 class ConversionController(Controller):
@@ -56,8 +37,8 @@ class ConversionController(Controller):
     )
     async def convert(self, request: Request, images: ImageService) -> Response:
         form = await request.form()
-        quality = _optional(form, "quality", 1, 95) or images.settings.default_quality
-        box = (_optional(form, "x", 1, BOX_MAX), _optional(form, "y", 1, BOX_MAX))
+        quality = form_whole_number(form, "quality", low=1, high=95) or images.settings.default_quality
+        box = (form_whole_number(form, "x", low=1, high=BOX_MAX), form_whole_number(form, "y", low=1, high=BOX_MAX))
         async with images.intake:
             field = form.get("file")
             incoming = await uploaded_file(

@@ -9,7 +9,6 @@ only queries of its own pick one page of image ids at the embed's own `limit`.
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 
 from imagehost import __version__
@@ -19,13 +18,14 @@ from imagehost.albums.service import AlbumService
 from imagehost.albums.tables import AlbumImage
 from imagehost.images.service import ImageService, StoredImage
 from imagehost.images.tables import Image
+from imagehost.paging import Paged
 
 DEFAULT_LIMIT = 12
 LARGEST_LIMIT = 48
 
 
 @dataclass(frozen=True)
-class Gallery:
+class Gallery(Paged):
     """One page of thumbnails: of an album, of one of its articles, or of the newest images."""
 
     images: list[StoredImage]
@@ -36,16 +36,8 @@ class Gallery:
     article: str | None = None
 
     @property
-    def total_pages(self) -> int:
-        return max(1, math.ceil(self.total_items / self.limit))
-
-    @property
-    def has_previous(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.total_pages
+    def per_page(self) -> int:
+        return self.limit
 
 
 def fingerprint(*shown: object) -> str:
