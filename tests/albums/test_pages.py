@@ -120,6 +120,7 @@ def test_the_catalogue_filters_by_album_and_article(client):
     assert {item["original_name"] for item in album["data"]} == {"a.png", "b.png", "c.png"}
     article = client.get(f"/images-list?album_name={quote('Весна')}&article_name=SKU1", headers=JSON).json()
     assert {item["original_name"] for item in article["data"]} == {"a.png", "b.png"}
+    assert article["pagination"]["total_items"] == 2  # from the kept counts, as the album's 3 above
     odd = client.get(f"/images/?album_name={quote(ODD)}", headers=JSON).json()
     assert [item["original_name"] for item in odd["data"]] == ["y.png"]
     assert client.get("/images/?album_name=nope", headers=JSON).json()["pagination"]["total_items"] == 0
