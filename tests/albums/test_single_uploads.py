@@ -125,3 +125,10 @@ def test_an_archive_with_every_entry_refused_is_also_an_error_answer(client, set
     assert response.status_code == 422
     body = response.json()
     assert body["status"] == "error" and body["error"] == body["message"] and body["refused"] == 1
+
+
+def test_an_anonymous_uploader_fills_the_new_album_its_first_file_made(client, settings):
+    response = several(client, [("SKU1_1.png", photo(1)), ("SKU1_2.png", photo(2))], album_name="Fresh")
+    assert response.status_code == 201, response.text
+    assert [item["status"] for item in response.json()["results"]] == ["success", "success"]
+    assert placement(settings) == [("Fresh", "SKU1", 1, "SKU1_1.png"), ("Fresh", "SKU1", 2, "SKU1_2.png")]

@@ -42,6 +42,7 @@ from imagehost.errors import (
 )
 from imagehost.images.formats import ARCHIVE_CONVERTIBLE_NAMES
 from imagehost.images.service import DeleteCredentials, ImageService, IncomingFile, StoredImage
+from imagehost.images.tables import LARGEST_IMAGE_ID
 from imagehost.logging import action_log
 from imagehost.metrics import instruments
 
@@ -198,7 +199,6 @@ _SET_POSITIONS = (
 # NO KEY UPDATE lets uploads go on linking new images to them meanwhile.
 _LOCK_ARTICLES = "SELECT id FROM articles WHERE id = ANY({}) ORDER BY id FOR NO KEY UPDATE"
 MOST_MOVED = 1000  # image ids in one move
-LARGEST_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -418,9 +418,15 @@ class AlbumService:
             await finished(number, result)
 
         storing: set[asyncio.Task[None]] = set()
+        failed: list[asyncio.Task[None]] = []  # store tasks that ended in a failure not their entry's own
+
+        def note_failure(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                failed.append(task)
+
         try:
             for number, entry in enumerate(archive.entries):
-                if any(task.done() and not task.cancelled() and task.exception() for task in storing):
+                if failed:
                     break  # a failure that is not the entry's own (a bug, the database gone): no new entries
                 placement = placements.get(id(entry))
                 result = EntryResult(entry=entry.name, status="skipped", album_name=album)
@@ -458,7 +464,9 @@ class AlbumService:
                     await finished(number, result)
                     continue
                 position = first_position.get(placement.article, 0) + placement.position
-                storing.add(asyncio.create_task(store(number, result, content, placement.article, position, digest)))
+                task = asyncio.create_task(store(number, result, content, placement.article, position, digest))
+                task.add_done_callback(note_failure)
+                storing.add(task)
         finally:
             # Entries already being stored finish (each a whole image with its row, or its refusal)
             # rather than being cut in the middle of their transaction, even when this upload is
@@ -485,12 +493,15 @@ class AlbumService:
         digest: str,
         job: dict[str, int | None],
     ) -> Any:
-        """`job["album_id"]`: the album this upload found or created (None until it has one)."""
+        """`job["album_id"]`: the album this upload (a ZIP, or one request's files) found or created,
+        shared by its entries; None until it has one."""
 
         async def link(image_id: int) -> None:
             # In the image's own transaction. ON CONFLICT DO NOTHING waits for another entry's
-            # transaction creating the same album or article, then finds its row.
-            if job["album_id"] is None:
+            # transaction creating the same album, then finds its row. An album whose creating
+            # transaction rolled back is simply created again.
+            found = await Album.select(Album.id).where(Album.name == album).first()
+            if found is None:
                 created = await Album.raw(
                     "INSERT INTO albums (name, created_by_sub, created_by_name) VALUES ({}, {}, {})"
                     " ON CONFLICT (name) DO NOTHING RETURNING id",
@@ -500,10 +511,11 @@ class AlbumService:
                 )
                 if created:
                     job["album_id"] = created[0]["id"]
-                elif job["album_id"] is None and not self.policy.may_add_to_album(principal):
-                    # Someone else created it since this upload began: an anonymous upload stays out.
-                    raise AlbumExists(name=album)
-            album_id = (await Album.select(Album.id).where(Album.name == album).first())["id"]
+                found = await Album.select(Album.id).where(Album.name == album).first()
+            if found["id"] != job["album_id"] and not self.policy.may_add_to_album(principal):
+                # Someone else created it since this upload began: an anonymous upload stays out.
+                raise AlbumExists(name=album)
+            album_id = found["id"]
             await Article.raw(
                 "INSERT INTO articles (album, code) VALUES ({}, {}) ON CONFLICT (album, code) DO NOTHING",
                 album_id,
@@ -869,7 +881,7 @@ def _image_ids(image_ids: list[int]) -> list[int]:
         raise InvalidParameter(field="image_ids", reason="at least one image id")
     if len(ids) > MOST_MOVED:
         raise InvalidParameter(field="image_ids", reason=f"at most {MOST_MOVED} ids at once")
-    if unknown := [image_id for image_id in ids if not 0 < image_id <= LARGEST_ID]:
+    if unknown := [image_id for image_id in ids if not 0 < image_id <= LARGEST_IMAGE_ID]:
         raise ImageNotInAlbum(id=unknown[0])  # no image has it (ids are PostgreSQL integers)
     return ids
 

@@ -16,6 +16,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
 from litestar import Request, Response
 from litestar.datastructures import UploadFile
 
@@ -92,14 +93,17 @@ class Destination:
 
     album: str
     article: str | None
-    album_id: int | None  # None: a new album, created by the first image stored into it
+    # Shared by the request's files: the album it found, or the one its first stored file created
+    # (so an anonymous uploader's second file goes into the album the first one made).
+    job: dict[str, int | None]
 
-    def link(self, albums: AlbumService, incoming: IncomingFile, principal: Principal) -> Any:
+    async def link(self, albums: AlbumService, incoming: IncomingFile, principal: Principal) -> Any:
         """The `link` ImageService.upload runs in the image's transaction. An article taken from
         the file's name that breaks the name rule refuses this file (InvalidName), not the others."""
         article = self.article or catalogue_name(photo_number(clean_original_name(incoming.original_name))[0])
-        digest = hashlib.sha256(incoming.content).hexdigest()
-        return albums._linker(self.album, principal, article, None, digest, {"album_id": self.album_id})
+        # Up to MAX_UPLOAD_BYTES: hashed off the event loop, as the ZIP path reads its entries.
+        digest = await anyio.to_thread.run_sync(lambda: hashlib.sha256(incoming.content).hexdigest())
+        return albums._linker(self.album, principal, article, None, digest, self.job)
 
 
 async def destination(albums: AlbumService, form: Any, principal: Principal) -> Destination | None:
@@ -116,4 +120,4 @@ async def destination(albums: AlbumService, form: Any, principal: Principal) -> 
     existing = await albums.find_album(album)
     if existing is not None and not albums.policy.may_add_to_album(principal):
         raise AlbumExists(name=album)
-    return Destination(album, article, existing.id if existing else None)
+    return Destination(album, article, {"album_id": existing.id if existing else None})
