@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import unicodedata
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -144,21 +145,10 @@ def action_log() -> Any:
     return structlog.get_logger(LOGGER_NAME)
 
 
-def tail_lines(path: Path, limit: int, block_size: int = 64 * 1024) -> list[str]:
+def tail_lines(path: Path, limit: int) -> list[str]:
     """The last `limit` lines of a file, read backwards block by block: never the whole file."""
+    from imagehost.ops.logs.reader import lines_backwards  # the one backwards reader (a module with no app imports)
+
     if limit <= 0 or not path.exists():
         return []
-    with path.open("rb") as file:
-        file.seek(0, 2)
-        position = file.tell()
-        chunks: list[bytes] = []
-        newlines = 0
-        while position > 0 and newlines <= limit:
-            step = min(block_size, position)
-            position -= step
-            file.seek(position)
-            chunk = file.read(step)
-            chunks.append(chunk)
-            newlines += chunk.count(b"\n")
-    text = b"".join(reversed(chunks)).decode("utf-8", errors="replace")
-    return text.splitlines()[-limit:]
+    return list(islice(lines_backwards(path), limit))[::-1]

@@ -198,6 +198,10 @@ def test_embed_origins_limit_framing_and_cors_to_those_sites(make_client):
         assert "x-frame-options" not in refused.headers
         own = client.get(url, headers={**FRAGMENT, "Origin": "https://img.example"})
         assert own.headers["access-control-allow-origin"] == "https://img.example"
+    # An error answer echoes the origin too, and says it varies by it, so no cache hands it to another site.
+    missing = client.get("/embed/i/AAAAAAAAAAAAAAAAAAAAAA.png", headers={**FRAGMENT, "Origin": BLOG})
+    assert missing.status_code == 404 and missing.headers["access-control-allow-origin"] == BLOG
+    assert "origin" in [part.strip().lower() for part in missing.headers["vary"].split(",")]
 
 
 def test_the_htmx_preflight_is_answered_for_allowed_origins(make_client):

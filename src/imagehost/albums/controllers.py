@@ -169,13 +169,7 @@ def with_conflict(described: dict[int, ResponseSpec], description: str) -> dict[
     return {**described, 409: ResponseSpec(data_container=ErrorAnswer, description=description)}
 
 
-def _with_conflict(described: dict[int, ResponseSpec]) -> dict[int, ResponseSpec]:
-    return {
-        **described,
-        409: ResponseSpec(
-            data_container=ErrorAnswer, description="The album exists and an anonymous upload may not add to it"
-        ),
-    }
+ANONYMOUS_CONFLICT = "The album exists and an anonymous upload may not add to it"
 
 
 _ARCHIVE_FORM = RequestBody(
@@ -369,7 +363,7 @@ class ArchiveUploadController(Controller):
         "/api/upload",
         status_code=201,
         operation_class=ArchiveUploadOperation,
-        responses=_with_conflict(
+        responses=with_conflict(
             {
                 **answers(201, ArchiveAnswer, "At least one entry stored", *ARCHIVE_ERRORS),
                 200: ResponseSpec(data_container=ArchiveAnswer, description="Nothing new: duplicates or skipped"),
@@ -377,7 +371,8 @@ class ArchiveUploadController(Controller):
                     data_container=JobAcceptedAnswer,
                     description="Still unpacking after ZIP_WAIT_SECONDS: follow job_url (GET /api/jobs/<id>)",
                 ),
-            }
+            },
+            ANONYMOUS_CONFLICT,
         ),
     )
     async def upload_archive(self, request: Request, albums: AlbumService, images: ImageService) -> Response:

@@ -23,6 +23,7 @@ from imagehost.albums.controllers import (
     ALBUM_RENAMED,
     ARTICLE_DELETED,
     ARTICLE_RENAMED,
+    MANAGE_ERRORS,
     ArticleAnswer,
     MovedAnswer,
     RenamedAlbumAnswer,
@@ -37,6 +38,7 @@ from imagehost.api.openapi import DeleteAnswer, answers, form, text
 from imagehost.errors import N_, AlbumNotFound, ArticleNotFound, InvalidParameter, MissingParameter
 from imagehost.images.links import Links
 from imagehost.images.service import ImageService, StoredImage
+from imagehost.images.tables import LARGEST_IMAGE_ID
 from imagehost.paging import Paged
 from imagehost.previews.tags import album_preview
 from imagehost.web.query import page_number, whole_number
@@ -480,11 +482,10 @@ def _form_text(values: Any, name: str) -> str:
 
 
 def _form_image_id(values: Any) -> int:
-    return whole_number("image_id", _form_text(values, "image_id"), low=1, high=2**31 - 1, default=0)
+    return whole_number("image_id", _form_text(values, "image_id"), low=1, high=LARGEST_IMAGE_ID, default=0)
 
 
 _NEW_NAME = text("The new name (NFC, 1 to 200 characters, no / or control characters)")
-MANAGE_ERRORS = (400, 401, 403, 404, 422, 503)
 CONFLICT = "The new name or code is taken, or the article already holds the same file"
 
 

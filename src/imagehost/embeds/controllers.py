@@ -22,7 +22,7 @@ from imagehost.embeds.service import (
     gallery_fingerprint,
     image_fingerprint,
 )
-from imagehost.images.links import Links, image_json
+from imagehost.images.links import Links, image_json, page_json
 from imagehost.images.service import ImageService
 from imagehost.settings import Settings
 from imagehost.web.query import page_number, whole_number
@@ -65,15 +65,6 @@ def embed_answer(
 
 def limit_of(raw: str | None) -> int:
     return whole_number("limit", raw, low=1, high=LARGEST_LIMIT, default=DEFAULT_LIMIT)
-
-
-def gallery_json(gallery: Gallery, links: Links) -> dict[str, Any]:
-    return {
-        "status": "success",
-        "page": gallery.page,
-        "pagination": {"total_pages": gallery.total_pages, "total_items": gallery.total_items},
-        "data": [image_json(image, links) for image in gallery.images],
-    }
 
 
 ERRORS = (400, 401, 403, 404, 503)
@@ -146,5 +137,5 @@ class EmbedController(Controller):
             fragment="embeds/_gallery.html",
             context={"gallery": gallery, "links": links, "here": here, "album_page_url": album_page_path},
             shown=(links.site, links.image(gallery.images[0]) if gallery.images else "", gallery_fingerprint(gallery)),
-            json=lambda: gallery_json(gallery, links),
+            json=lambda: page_json(gallery, links),
         )

@@ -81,12 +81,6 @@ def link_sheet_name(sheet_album: str, article: str | None, extension: str) -> st
     return f"links_{sheet_album}{f'_{article}' if article else ''}.{extension}"
 
 
-async def counted(rows: AsyncIterator[Any], tally: list[int]) -> AsyncIterator[Any]:
-    async for row in rows:
-        tally[0] += 1
-        yield row
-
-
 def held(slot: ExportSlot, chunks: AsyncIterator[bytes], media_type: str, filename: str, **headers: str) -> HeldStream:
     return HeldStream(
         chunks,

@@ -25,7 +25,7 @@ from imagehost.api.openapi import (
 )
 from imagehost.errors import ImageHostError, ImageNotFound, InvalidParameter
 from imagehost.images.inspection import CONTENT_TYPES, EXTENSIONS
-from imagehost.images.links import Links, image_json
+from imagehost.images.links import Links, image_json, page_json
 from imagehost.images.service import DeleteCredentials, ImageService, IncomingFile, StoredImage, UploadResult
 from imagehost.images.storage import is_stored_name
 from imagehost.previews.tags import image_preview
@@ -175,7 +175,7 @@ class UploadController(Controller):
         if len(parts) > 1:
             return await self._upload_several(request, images, albums, parts, destination)
         incoming = await uploaded_file(parts[0] if parts else None, images.settings.max_upload_bytes)
-        link = destination.link(albums, incoming, principal) if destination and incoming else None
+        link = await destination.link(albums, incoming, principal) if destination and incoming else None
         async with images.intake:
             result = await images.upload(incoming, principal, link=link)
         remember_upload(request, result.image, result.delete_key, images.settings.recent_uploads_kept)
@@ -209,7 +209,7 @@ class UploadController(Controller):
             name = part.filename
             try:
                 incoming = await uploaded_file(part, images.settings.max_upload_bytes)
-                link = destination.link(albums, incoming, principal) if destination and incoming else None
+                link = await destination.link(albums, incoming, principal) if destination and incoming else None
                 async with images.intake:
                     result = await images.upload(incoming, principal, link=link)
             except ImageHostError as error:
@@ -276,6 +276,7 @@ class CatalogueController(Controller):
             query = f"?{request.url.query}" if request.url.query else ""
             return Redirect(f"/images/{query}", status_code=301)
         principal = principal_of_request(request)
+        shown_as = catalogue_view(view)  # a bad view is refused before any query
         uploader = principal.sub if uploader == "me" else uploader
         album_name, article_name = (album_name or "").strip() or None, (article_name or "").strip() or None
         catalogue = await images.page(
@@ -294,9 +295,9 @@ class CatalogueController(Controller):
                 "album_name": album_name or "",
                 "article_name": (article_name or "") if album_name else "",
                 "show_uploaders": images.policy.sees_uploaders(principal),
-                "view": catalogue_view(view),
+                "view": shown_as,
             },
-            json=lambda: catalogue_json(catalogue, links),
+            json=lambda: page_json(catalogue, links),
         )
 
     @get("/images-list", responses=answers(200, CatalogueAnswer, "One page of the catalogue", 400, 401, 403, 503))
@@ -315,7 +316,7 @@ class CatalogueController(Controller):
         catalogue = await images.page(
             page_number(page), principal, uploader or None, album_name, article_name if album_name else None
         )
-        return Response(catalogue_json(catalogue, Links(request, images)))
+        return Response(page_json(catalogue, Links(request, images)))
 
     @get("/_auth/images", include_in_schema=False)
     async def authorize_image(self, request: Request, images: ImageService) -> Response:
@@ -401,15 +402,6 @@ class CatalogueController(Controller):
         if not path.is_file():
             raise ImageNotFound(name=image.stored_name)
         return File(path, media_type=image.content_type, headers=headers)
-
-
-def catalogue_json(catalogue: Any, links: Links) -> dict[str, Any]:
-    return {
-        "status": "success",
-        "page": catalogue.page,
-        "pagination": {"total_pages": catalogue.total_pages, "total_items": catalogue.total_items},
-        "data": [image_json(image, links) for image in catalogue.images],
-    }
 
 
 class DeleteController(Controller):

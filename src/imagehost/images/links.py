@@ -100,6 +100,16 @@ class Links:
         return {str(size): self.thumbnail(image, size) for size in self.thumbnail_sizes}  # originals above
 
 
+def page_json(page: Any, links: Links) -> dict[str, Any]:
+    """One page of images (the catalogue's, an embed gallery's): `images`, `page`, `total_pages`, `total_items`."""
+    return {
+        "status": "success",
+        "page": page.page,
+        "pagination": {"total_pages": page.total_pages, "total_items": page.total_items},
+        "data": [image_json(image, links) for image in page.images],
+    }
+
+
 def image_json(image: StoredImage, links: Links) -> dict[str, Any]:
     """What an image looks like to API clients, everywhere: the catalogue, the list, its page, an
     upload's answer (which adds `status` and `delete_url`) and the conversion API (which adds its

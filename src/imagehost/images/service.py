@@ -6,7 +6,6 @@ import asyncio
 import errno
 import hashlib
 import hmac
-import math
 import secrets
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
@@ -38,6 +37,7 @@ from imagehost.images.tables import LARGEST_IMAGE_ID, Image
 from imagehost.images.workers import WorkerFailed
 from imagehost.logging import action_log
 from imagehost.metrics import instruments
+from imagehost.paging import Paged
 from imagehost.settings import Settings
 
 MAX_ORIGINAL_NAME = 255
@@ -149,19 +149,15 @@ class UploadResult:
 
 
 @dataclass(frozen=True)
-class CataloguePage:
+class CataloguePage(Paged):
     images: list[StoredImage]
     page: int
-    total_pages: int
     total_items: int
+    page_size: int
 
     @property
-    def has_previous(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.total_pages
+    def per_page(self) -> int:
+        return self.page_size
 
 
 @dataclass(frozen=True)
@@ -510,7 +506,6 @@ class ImageService:
             self.policy.require_admin(principal)
         size = self.settings.page_size
         total = await self.count(uploader, album_name, article_name)
-        total_pages = max(1, math.ceil(total / size))
         page = max(1, page)
         offset = (page - 1) * size
 
@@ -531,7 +526,7 @@ class ImageService:
             count = min(size, total - offset)
             rows = await query(ascending=True).limit(count).offset(max(0, total - offset - size))
             images = [StoredImage.from_row(row) for row in reversed(rows)]
-        return CataloguePage(images=images, page=page, total_pages=total_pages, total_items=total)
+        return CataloguePage(images=images, page=page, total_items=total, page_size=size)
 
     async def deletable(self, image_id: int, credentials: DeleteCredentials) -> StoredImage:
         """The image, when these credentials may delete it: the check a delete makes, without

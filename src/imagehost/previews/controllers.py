@@ -37,8 +37,7 @@ class OEmbedController(Controller):
             raise MissingParameter(name="url")
         width = whole_number("maxwidth", maxwidth, low=1, high=LARGEST_SIDE, default=0) or None
         height = whole_number("maxheight", maxheight, low=1, high=LARGEST_SIDE, default=0) or None
-        translator = request.app.state.translator
-        translator.use(translator.negotiate(request))
+        translator = request.app.state.translator  # its language was chosen by web/guard.py
         answer = await OEmbed(images, albums).answer(
             url or "",
             width,

@@ -15,14 +15,14 @@ from urllib.parse import unquote, urlsplit
 
 from imagehost.accounts.principal import Principal
 from imagehost.albums.service import AlbumService
+from imagehost.embeds.codes import GALLERY_HEIGHT, GALLERY_WIDTH, album_embed_url
 from imagehost.errors import NothingToEmbed, OEmbedFormatUnsupported
 from imagehost.images.links import Links
 from imagehost.images.service import ImageService
 from imagehost.images.snippets import iframe_code
 from imagehost.images.storage import is_stored_name
-from imagehost.previews.tags import album_page_url
 
-RICH_WIDTH, RICH_HEIGHT = 600, 400  # an album's iframe, unless the consumer asks for less
+RICH_WIDTH, RICH_HEIGHT = GALLERY_WIDTH, GALLERY_HEIGHT  # the embed codes' iframe, unless asked for less
 CACHE_AGE = 3600
 
 
@@ -115,9 +115,7 @@ class OEmbed:
         width = min(RICH_WIDTH, max_width or RICH_WIDTH)
         height = min(RICH_HEIGHT, max_height or RICH_HEIGHT)
         title = f"{target.album} / {target.article}" if target.article else target.album
-        embed = album_page_url(links, target.album, target.article).replace(
-            f"{links.site}/albums/", f"{links.site}/embed/album/", 1
-        )
+        embed = album_embed_url(links, target.album, target.article)
         return {
             **common,
             "type": "rich",

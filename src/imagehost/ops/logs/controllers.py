@@ -68,13 +68,12 @@ async def log_page(
 ) -> Response:
     """`action` (Success, Error, Backup, ...), `who`, `q` (text), `from` and `to` (dates, inclusive), `page`."""
     images.policy.require_admin(principal_of_request(request))
-    raw_from = from_
     wanted = LogFilter(
-        action=_word(action, 40), who=_word(who), text=_word(q), since=_day("from", raw_from), until=_day("to", to)
+        action=_word(action, 40), who=_word(who), text=_word(q), since=_day("from", from_), until=_day("to", to)
     )
     number = page_number(page)
     found = await anyio.to_thread.run_sync(read_page, images.settings.log_dir, wanted, number)
-    values = {"action": wanted.action, "who": wanted.who, "q": wanted.text, "from": raw_from, "to": to}
+    values = {"action": wanted.action, "who": wanted.who, "q": wanted.text, "from": from_, "to": to}
     query = urlencode({key: value for key, value in values.items() if value})
     return respond(
         request,
