@@ -15,8 +15,6 @@ from pathlib import Path
 import httpx
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-# The access log without delete keys, as in the Dockerfile.
-UVICORN_LOGGING = PROJECT_ROOT / "deploy" / "uvicorn-logging.json"
 
 
 def free_port() -> int:
@@ -35,23 +33,11 @@ class LiveApp:
     env: dict[str, str]
 
 
-def uvicorn_command(port: int) -> list[str]:
-    """The same command as the Dockerfile's, bound to loopback."""
+def app_command(port: int) -> list[str]:
+    """The same command as the Dockerfile's (`python -m imagehost serve`), bound to loopback."""
     return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "imagehost.app:app_from_environment",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--proxy-headers",
-        "--forwarded-allow-ips",
-        "127.0.0.1",
-        "--log-config",
-        str(UVICORN_LOGGING),
+        *(sys.executable, "-m", "imagehost", "serve"),
+        *("--host", "127.0.0.1", "--port", str(port), "--forwarded-allow-ips", "127.0.0.1"),
     ]
 
 
@@ -88,12 +74,14 @@ def live_app(database_url: str, workdir: Path, **settings: str) -> Iterator[Live
         # (tests/images/test_upload.py checks the limit itself).
         "UPLOAD_RATE_LIMIT": "0",
         "LOGIN_RATE_LIMIT": "0",
+        # One app process with two image workers, whatever the machine's cores (the defaults follow
+        # them): the tests that look at the process tree and the bench see the same tree everywhere.
+        "WEB_CONCURRENCY": "1",
+        "WORKER_PROCESSES": "2",
         **settings,
     }
     output = (workdir / "uvicorn.out").open("wb")
-    process = subprocess.Popen(
-        uvicorn_command(port), env=env, cwd=PROJECT_ROOT, stdout=output, stderr=subprocess.STDOUT
-    )
+    process = subprocess.Popen(app_command(port), env=env, cwd=PROJECT_ROOT, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(f"{url}/health", process, "uvicorn", lambda: (workdir / "uvicorn.out").read_text(), 30)

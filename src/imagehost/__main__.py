@@ -1,5 +1,6 @@
 """Operator commands: `python -m imagehost thumbnails [--all]` (also `just thumbnails`), `check [--repair]`,
-`backup`, `restore FILE [--yes] [--trust]` and `schedule` (README: Operations)."""
+`backup`, `restore FILE [--yes] [--trust]` and `schedule` (README: Operations); and `serve`, the app
+itself under uvicorn with WEB_CONCURRENCY processes (compose and `just run` start it so)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,14 @@ def main(argv: list[str] | None = None) -> int:
         help="use (and start, for as long as the command runs) the embedded PostgreSQL of `just run` kept in PGDATA",
     )
     commands.add_parser("migrate", help="apply the Piccolo migrations (as compose does at start)")
+    serve = commands.add_parser("serve", help="run the app: uvicorn with WEB_CONCURRENCY processes")
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="default: HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, default=os.environ.get("PORT", "8000"), help="default: PORT or 8000")
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default="127.0.0.1",
+        help="proxies whose X-Forwarded-For/-Proto are trusted (uvicorn's option; compose: '*', nginx only)",
+    )
     commands.add_parser("backup", help="back up the database and the images into BACKUP_DIR")
     restore = commands.add_parser("restore", help="check a backup, then restore its database and images")
     restore.add_argument("file", type=Path, help="a backup_YYYY-MM-DD_HHMMSS.tar.gz")
@@ -61,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 
         # In this process: the server stays up while its last user runs (and `just run` may be off).
         os.environ["DATABASE_URL"] = start_embedded_postgres(arguments.local_postgres)
+    if arguments.command == "serve":
+        from imagehost.serving import serve
+
+        return serve(arguments.host, arguments.port, arguments.forwarded_allow_ips)
     if arguments.command == "migrate":
         from imagehost.devdb import migrate
 

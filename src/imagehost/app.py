@@ -17,6 +17,7 @@ from litestar.di import Provide
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.middleware.session.client_side import CookieBackendConfig
 from litestar.static_files import create_static_files_router
+from litestar.stores.registry import StoreRegistry
 from litestar.template import TemplateConfig
 
 from imagehost import __version__
@@ -58,6 +59,7 @@ from imagehost.web.errors import EXCEPTION_HANDLERS
 from imagehost.web.guard import before_request
 from imagehost.web.i18n import LANGUAGE_NAMES, Translator, load_translations
 from imagehost.web.security_headers import security_headers
+from imagehost.web.stores import PostgresStore
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
@@ -92,7 +94,8 @@ def _is_unsafe(request: Request) -> bool:
 
 
 def rate_limit(name: str, per_minute: int) -> list[Any]:
-    """A per-client limit with its own store; uploads count POSTs only, sign-in counts /login."""
+    """A per-client limit with its own store (a namespace in PostgreSQL, shared by every process: see
+    `stores=` in create_app); uploads count POSTs only, sign-in counts /login."""
     if per_minute <= 0:
         return []
     config = RateLimitConfig(
@@ -245,6 +248,9 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_request_bytes,
         lifespan=[lifespan],
+        # Every store Litestar asks for by name (upload_rate_limit, login_rate_limit) is a namespace of
+        # the shared_store table: the counts are the same in every process and on every machine.
+        stores=StoreRegistry(default_factory=PostgresStore(database).with_namespace),
         state=State(
             {
                 "settings": settings,

@@ -1,4 +1,4 @@
-"""`just run`: a local PostgreSQL (unless DATABASE_URL is set), the migrations, then uvicorn."""
+"""`just run`: a local PostgreSQL (unless DATABASE_URL is set), the migrations, then the app (`serve`)."""
 
 from __future__ import annotations
 
@@ -31,26 +31,12 @@ def main() -> int:
     migrate(env["DATABASE_URL"], PROJECT_ROOT)
     host, port = env.get("HOST", "127.0.0.1"), env.get("PORT", "8000")
     print(f"ImageHost on http://{host}:{port}", flush=True)
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "imagehost.app:app_from_environment",
-        "--host",
-        host,
-        "--port",
-        port,
-        "--app-dir",
-        str(PROJECT_ROOT / "src"),
-        # uvicorn's access log without delete keys (imagehost/access_log.py)
-        "--log-config",
-        str(PROJECT_ROOT / "deploy" / "uvicorn-logging.json"),
-    ]
+    # The same command as compose's (Dockerfile): WEB_CONCURRENCY app processes under uvicorn.
+    command = [sys.executable, "-m", "imagehost", "serve", "--host", host, "--port", port]
     server = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT)
 
     def stop(signal_number: int, _frame: object) -> None:
-        # A `kill` of this process (not only Ctrl-C, which reaches the whole group) stops uvicorn
+        # A `kill` of this process (not only Ctrl-C, which reaches the whole group) stops the app
         # first, then returns normally so that the local PostgreSQL is stopped too (atexit).
         server.send_signal(signal_number)
 

@@ -34,7 +34,7 @@ from imagehost.images.pipeline import sizes_below
 from imagehost.images.storage import STAGING, THUMBS
 from tests import test_stack
 from tests.conftest import HTML, HTMX, png_bytes, run_sql
-from tests.live import PROJECT_ROOT, free_port, live_app, require, uvicorn_command, wait_until_healthy
+from tests.live import PROJECT_ROOT, app_command, free_port, live_app, require, wait_until_healthy
 
 LOG_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] [A-Z][A-Za-z]+: .+$")
 DATABASE_DOWN = "The database is not available right now: please try again in a moment."
@@ -734,11 +734,10 @@ def test_app_log_rotation_with_several_uvicorn_workers(clean_database, tmp_path)
         "WORKER_PROCESSES": "0",
         "LOG_MAX_BYTES": "4096",
         "LOG_BACKUPS": "200",
+        "WEB_CONCURRENCY": "3",
     }
     output = (tmp_path / "uvicorn.out").open("wb")
-    process = subprocess.Popen(
-        [*uvicorn_command(port), "--workers", "3"], env=env, cwd=PROJECT_ROOT, stdout=output, stderr=subprocess.STDOUT
-    )
+    process = subprocess.Popen(app_command(port), env=env, cwd=PROJECT_ROOT, stdout=output, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_healthy(f"{url}/health", process, "uvicorn", lambda: (tmp_path / "uvicorn.out").read_text(), 30)

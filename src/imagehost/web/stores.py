@@ -31,6 +31,8 @@ WARNING_SECONDS = 60.0
 QUERY_TIMEOUT_SECONDS = CONNECT_TIMEOUT_SECONDS + 1
 # Between a namespace and its children: delete_all on "a" also clears "a/b", never "ab".
 SEPARATOR = "/"
+# Its rows are counts that expire within minutes: backups leave them out (ops/backup/make.py).
+TABLE = "shared_store"
 # What the driver raises when the server is away, refuses, or the table is missing (not migrated);
 # OSError: a refused or reset socket, and asyncio.timeout's TimeoutError.
 STORE_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError, OSError)
