@@ -421,3 +421,14 @@ def test_orientation_of():
     assert orientation_of(_png_with_everything(orientation=3)) == 3
     with pytest.raises(ValueError):
         orientation_of(b"<svg/>")
+
+
+@pytest.mark.parametrize("path", [path for path in ACCEPTED if path.suffix == ".jpg"], ids=lambda path: path.name)
+def test_stripping_with_the_checks_walk_of_a_jpeg_gives_what_a_walk_of_its_own_does(path):
+    # The upload check walks a JPEG's segments to find its end; stripping reuses that walk.
+    from imagehost.images.inspection import readable_jpeg
+
+    readable, _ends_properly, structure = readable_jpeg(path.read_bytes())
+    assert structure is not None and structure.end == len(readable)
+    for orientation in (None, 1, 6):
+        assert strip_metadata(readable, "JPEG", orientation, structure) == strip_metadata(readable, "JPEG", orientation)

@@ -32,6 +32,10 @@ def echo(content: bytes) -> bytes:
     return content
 
 
+def kinds_and_lengths(*args: Any) -> list[tuple[str, int]]:
+    return [(type(arg).__name__, len(arg)) for arg in args]
+
+
 def worker_pid() -> int:
     return os.getpid()
 
@@ -108,6 +112,19 @@ def test_tens_of_megabytes_go_both_ways() -> None:
 
     async def test(pool: WorkerPool) -> None:
         assert await pool.run(echo, content) == content
+
+    with_pool(test, size=1)
+
+
+def test_large_and_small_bytes_arrive_as_bytes_beside_other_arguments() -> None:
+    # Large ones travel out of band (no pickled copy in the app): the task sees bytes all the same,
+    # in their places among the other arguments.
+    large, small = os.urandom(3 * MB), b"tiny"
+
+    async def test(pool: WorkerPool) -> None:
+        got = await pool.run(kinds_and_lengths, large, "name", small, large, (1, 2))
+        assert got == [("bytes", 3 * MB), ("str", 4), ("bytes", 4), ("bytes", 3 * MB), ("tuple", 2)]
+        assert await pool.run(echo, large) == large
 
     with_pool(test, size=1)
 

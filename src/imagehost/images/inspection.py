@@ -45,6 +45,9 @@ class DecodedImage:
     content: bytes
     # False for a JPEG that ends without EOI: stripping must add one, so what it makes is new.
     ends_properly: bool = True
+    # A JPEG's segments as walked to find its end, when `content` is that walk's prefix of the file:
+    # stripping reuses them instead of walking the file a second time.
+    jpeg: JpegStructure | None = None
 
 
 def decode_checked(
@@ -65,12 +68,12 @@ def decode_checked(
     """
     if not content:
         raise EmptyFile(filename=filename)
-    readable, jpeg_damage, ends_properly = content, None, True
+    readable, jpeg_damage, ends_properly, jpeg = content, None, True, None
     if "JPEG" in allowed and formats.JPEG.starts(content):
         # Walked first: metadata that Pillow's header reader trips on, and which the decoder
         # ignores anyway, must be gone before Pillow opens the file.
         try:
-            readable, ends_properly = readable_jpeg(content)
+            readable, ends_properly, jpeg = readable_jpeg(content)
         except (ValueError, IndexError, struct.error) as error:
             jpeg_damage = error  # refused below, once the canvas size has had its say
     try:
@@ -123,7 +126,9 @@ def decode_checked(
         # ...and so do the walkers for a structure they cannot follow to the end marker.
         raise UndecodableImage(filename=filename) from None
     facts = ImageFacts(file_format, width, height, frames, len(readable))
-    return DecodedImage(facts, first_frame, orientation, readable, ends_properly or file_format != "JPEG")
+    if file_format != "JPEG":
+        ends_properly, jpeg = True, None
+    return DecodedImage(facts, first_frame, orientation, readable, ends_properly, jpeg)
 
 
 def _orientation(image: Image.Image) -> int:
@@ -282,13 +287,14 @@ def unreadable_metadata(segment: JpegSegment) -> bool:
     return False
 
 
-def readable_jpeg(content: bytes) -> tuple[bytes, bool]:
+def readable_jpeg(content: bytes) -> tuple[bytes, bool, JpegStructure | None]:
     """The JPEG as the decoder reads it: up to EOI, without the bytes it skips or unreadable
-    metadata (a prefix of `content` unless the file has either); and whether it has its EOI."""
+    metadata (a prefix of `content` unless the file has either); whether it has its EOI; and
+    its structure when what is returned is that prefix (the structure is then the prefix's)."""
     structure = jpeg_structure(content)
     if structure.regular and not any(map(unreadable_metadata, structure.segments)):
-        return content[: structure.end], True
+        return content[: structure.end], True, structure
     # An unreadable segment becomes an empty comment: gone, yet still a marker where one was (which
     # is what lets the decoder finish a scan in a file that ends without EOI).
     kept = (EMPTY_COMMENT if unreadable_metadata(segment) else segment.raw for segment in structure.segments)
-    return b"".join(kept) + structure.cut_short, structure.ends_properly
+    return b"".join(kept) + structure.cut_short, structure.ends_properly, None

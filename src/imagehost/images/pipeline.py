@@ -6,6 +6,7 @@ Plain functions of bytes and numbers, so they pickle to a worker and can be fuzz
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass, field
 
@@ -23,6 +24,12 @@ THUMBNAIL_QUALITY = 80
 # of 3 cut the resizes by a further ~15 % with no visible difference at these sizes.
 THUMBNAIL_METHOD = 2
 THUMBNAIL_REDUCING_GAP = 2.0
+# The largest thumbnail is cut from the decoded picture (a 12-MP JPEG: 2000 x 1500 after the reduced-
+# scale decode) with bicubic: 33 instead of 45 ms for 1280 px, and no further from a full-size
+# Lanczos reference (50.2 dB PSNR on a photo, 49.8 against Lanczos's 49.0 on a test card). The
+# smaller ones, cut from it, keep Lanczos: chained bicubic blurred a test card's 160 px to 45 dB.
+FIRST_RESAMPLING = Image.Resampling.BICUBIC
+THEN_RESAMPLING = Image.Resampling.LANCZOS
 # EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose does).
 UPRIGHT = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -41,6 +48,7 @@ class ProcessedImage:
     width: int  # as displayed, EXIF orientation applied
     height: int
     content: bytes  # the bytes to store
+    sha256: str  # of `content`, hex (taken here, in the worker, off the app's event loop)
     thumbnails: dict[int, bytes] = field(default_factory=dict)  # long side in px -> WebP
     source_format: str | None = None  # conversion API: the format it was given
     quality: int | None = None  # conversion API: the JPEG quality used
@@ -67,8 +75,10 @@ def make_thumbnails(image: Image.Image, sizes: tuple[int, ...]) -> dict[int, byt
     has_alpha = image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info)
     current = image.convert("RGBA" if has_alpha else "RGB")
     thumbnails: dict[int, bytes] = {}
+    resampling = FIRST_RESAMPLING
     for size in sorted(sizes, reverse=True):
-        current.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=THUMBNAIL_REDUCING_GAP)
+        current.thumbnail((size, size), resampling, reducing_gap=THUMBNAIL_REDUCING_GAP)
+        resampling = THEN_RESAMPLING
         buffer = io.BytesIO()
         current.save(buffer, "WEBP", quality=THUMBNAIL_QUALITY, method=THUMBNAIL_METHOD)
         thumbnails[size] = buffer.getvalue()
@@ -103,7 +113,7 @@ def process_upload(
     stored = decoded.content
     if strip:
         try:
-            stored = strip_metadata(stored, facts.file_format, decoded.orientation)
+            stored = strip_metadata(stored, facts.file_format, decoded.orientation, decoded.jpeg)
         except ValueError:
             raise UndecodableImage(filename=filename) from None
         if (facts.file_format == "GIF" and len(stored) != facts.logical_size) or not decoded.ends_properly:
@@ -118,6 +128,7 @@ def process_upload(
         width=width,
         height=height,
         content=stored,
+        sha256=hashlib.sha256(stored).hexdigest(),
         thumbnails=make_thumbnails(shown, sizes_below(thumbnail_sizes, width, height)),
         source_format=source_format,
     )
@@ -191,11 +202,13 @@ def convert_for_api(
         image = image.convert("RGB")
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=quality, optimize=True, progressive=True)
+    content = buffer.getvalue()
     return ProcessedImage(
         file_format="JPEG",
         width=image.width,
         height=image.height,
-        content=buffer.getvalue(),
+        content=content,
+        sha256=hashlib.sha256(content).hexdigest(),
         thumbnails=make_thumbnails(image, sizes_below(thumbnail_sizes, image.width, image.height)),
         source_format=decoded.facts.file_format,
         quality=quality,

@@ -31,6 +31,7 @@ from imagehost.images.inspection import (
     JFIF_HEADER,
     JFIF_LENGTH,
     JpegSegment,
+    JpegStructure,
     jpeg_structure,
 )
 
@@ -91,8 +92,8 @@ def _first_exif(segments: Iterable[JpegSegment]) -> bytes | None:
     return next((segment.payload for segment in segments if _is_exif(segment)), None)
 
 
-def _strip_jpeg(content: bytes, orientation: int | None) -> bytes:
-    structure = jpeg_structure(content)
+def _strip_jpeg(content: bytes, orientation: int | None, structure: JpegStructure | None = None) -> bytes:
+    structure = structure or jpeg_structure(content)
     segments = structure.segments
     icc_whole = _icc_profile_whole(segments)
     kept = [kept for kept in (_kept_jpeg_segment(segment, icc_whole) for segment in segments) if kept is not None]
@@ -278,13 +279,16 @@ ORIENTATION_READERS: dict[str, Callable[[bytes], int]] = {
 }
 
 
-def strip_metadata(content: bytes, file_format: str, orientation: int | None = None) -> bytes:
+def strip_metadata(
+    content: bytes, file_format: str, orientation: int | None = None, jpeg: JpegStructure | None = None
+) -> bytes:
     """The same image without location, camera or text metadata; `file_format` is Pillow's name.
 
     `content` must already be a validated image cut at its logical end. The orientation written
     back is `orientation` when given (the upload's, as the decoder read it, so that what is stored
     agrees with the dimensions recorded), else the file's own. Metadata that cannot be parsed is
-    dropped. Raises ValueError when the structure cannot be walked. Byte copying only.
+    dropped. Raises ValueError when the structure cannot be walked. Byte copying only. `jpeg`: the
+    JPEG's structure, already walked by the decoding check (DecodedImage.jpeg), for `content` itself.
     """
     stripper = STRIPPERS.get(file_format)
     if stripper is None:
@@ -292,6 +296,8 @@ def strip_metadata(content: bytes, file_format: str, orientation: int | None = N
     if orientation is not None and not 1 <= orientation <= 8:
         orientation = 1
     try:
+        if jpeg is not None and file_format == "JPEG":
+            return _strip_jpeg(content, orientation, jpeg)
         return stripper(content, orientation)
     except (IndexError, struct.error):  # reading past the end of a truncated structure
         raise ValueError(f"damaged {file_format} structure") from None

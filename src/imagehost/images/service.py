@@ -345,7 +345,7 @@ class ImageService:
                     original_name=name,
                     size_bytes=len(content),
                     file_format=processed.file_format,
-                    sha256=hashlib.sha256(content).hexdigest(),
+                    sha256=processed.sha256,
                     delete_key_hash=hash_key(delete_key),
                     width=processed.width,
                     height=processed.height,

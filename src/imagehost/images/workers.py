@@ -26,9 +26,14 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-# One frame: a kind byte, the body's length, the body (a pickle). Pickles only ever come from our own
-# code in a process of the same user: user bytes are data inside them, never the pickle stream itself.
-_HEADER = struct.Struct("!cQ")
+# One frame: a kind byte, the body's length, how many out-of-band buffers follow it, the body (a pickle),
+# then each buffer as its length and its bytes. Pickles only ever come from our own code in a process of
+# the same user: user bytes are data inside them or in the buffers, never the pickle stream itself.
+_HEADER = struct.Struct("!cQI")
+_BUFFER_LENGTH = struct.Struct("!Q")
+# A task's bytes arguments at least this long go out of band (pickle protocol 5): sent from the caller's
+# own object, so no pickled copy of an upload waits in the app while a worker processes it.
+_OUT_OF_BAND_BYTES = 64 * 1024
 _TASK = b"T"  # pool -> worker: (function, args)
 _STARTED = b"S"  # worker -> pool, once: limits set, ready for tasks
 _RESULT = b"R"  # the function's return value
@@ -132,16 +137,21 @@ class WorkerPool:
         if self._closed:
             raise _closed_error()
         worker = await self._acquire()
-        # Pickled only once a worker is free: a task waiting in line holds no second copy of its bytes.
+        # Pickled only once a worker is free, large bytes out of band: no task holds a second copy of its bytes.
+        buffers: list[pickle.PickleBuffer] = []
+        wrapped = tuple(
+            pickle.PickleBuffer(arg) if isinstance(arg, bytes) and len(arg) >= _OUT_OF_BAND_BYTES else arg
+            for arg in args
+        )
         try:
-            request = pickle.dumps((function, args), protocol=5)
+            request = pickle.dumps((function, wrapped), protocol=5, buffer_callback=buffers.append)
         except BaseException:  # unpicklable arguments: the worker never saw them and stays healthy
             self._hand_back(worker, healthy=True)
             raise
         self._busy.add(worker)
         self._report()
         try:
-            kind, body = await self._exchange(worker, request)
+            kind, body = await self._exchange(worker, request, buffers)
         except BaseException:  # also cancellation: the worker may be mid-task, so it cannot be reused
             self._hand_back(worker, healthy=False)
             raise
@@ -162,10 +172,12 @@ class WorkerPool:
                 return worker
             self._chore(self._replace(worker))  # died while idle (killed from outside): give it no task
 
-    async def _exchange(self, worker: _Worker, request: bytes) -> tuple[bytes, bytearray]:
+    async def _exchange(
+        self, worker: _Worker, request: bytes, buffers: list[pickle.PickleBuffer]
+    ) -> tuple[bytes, bytearray]:
         try:
             async with asyncio.timeout(self.time_limit_seconds):
-                await _send_frame(worker.channel, _TASK, request)
+                await _send_frame(worker.channel, _TASK, request, buffers)
                 reply = await _receive_frame(worker.channel)
         except TimeoutError:
             worker.process.kill()
@@ -301,10 +313,19 @@ async def _exit_status(worker: _Worker) -> str:
     return f"exit code {code}"
 
 
-async def _send_frame(channel: socket.socket, kind: bytes, body: bytes) -> None:
+async def _send_frame(
+    channel: socket.socket,
+    kind: bytes,
+    body: bytes,
+    buffers: list[pickle.PickleBuffer] = (),  # type: ignore[assignment]
+) -> None:
     loop = asyncio.get_running_loop()
-    await loop.sock_sendall(channel, _HEADER.pack(kind, len(body)))
+    await loop.sock_sendall(channel, _HEADER.pack(kind, len(body), len(buffers)))
     await loop.sock_sendall(channel, body)
+    for buffer in buffers:
+        view = buffer.raw()
+        await loop.sock_sendall(channel, _BUFFER_LENGTH.pack(view.nbytes))
+        await loop.sock_sendall(channel, view)
 
 
 async def _receive_frame(channel: socket.socket) -> tuple[bytes, bytearray] | None:
@@ -325,7 +346,9 @@ async def _receive_frame(channel: socket.socket) -> tuple[bytes, bytearray] | No
     header = await exactly(_HEADER.size)
     if header is None:
         return None
-    kind, size = _HEADER.unpack(header)
+    kind, size, count = _HEADER.unpack(header)
+    if count:  # workers send none: their answers are small beside the task, and must be bytes
+        raise OSError("an image worker sent out-of-band buffers")
     body = await exactly(size)
     return None if body is None else (kind, body)
 
@@ -345,7 +368,7 @@ def _serve(channel: socket.socket, memory_limit_bytes: int) -> None:
     try:
         _send_frame_blocking(channel, _STARTED, b"")
         while (request := _receive_frame_blocking(channel)) is not None:
-            _send_frame_blocking(channel, *_perform(request))
+            _send_frame_blocking(channel, *_perform(*request))
     except MemoryError:
         # The heap may be in a bad state: report, then exit so the pool starts a fresh worker.
         with contextlib.suppress(OSError):
@@ -354,9 +377,13 @@ def _serve(channel: socket.socket, memory_limit_bytes: int) -> None:
         pass  # the pool went away
 
 
-def _perform(request: bytearray) -> tuple[bytes, bytes]:
+def _perform(request: bytearray, buffers: list[bytearray]) -> tuple[bytes, bytes]:
     try:
-        function, args = pickle.loads(request)  # noqa: S301 (from the pool itself)
+        function, args = pickle.loads(request, buffers=buffers)  # noqa: S301 (from the pool itself)
+        # An out-of-band argument arrives as a read-only view of the buffer it was received into: the
+        # functions get bytes (one copy, here, where one task at a time runs).
+        args = tuple(bytes(arg) if isinstance(arg, memoryview) else arg for arg in args)
+        buffers.clear()
         return _RESULT, pickle.dumps(function(*args), protocol=5)
     except MemoryError:
         raise
@@ -376,17 +403,25 @@ def _pickle_error(error: Exception) -> bytes:
 
 
 def _send_frame_blocking(channel: socket.socket, kind: bytes, body: bytes) -> None:
-    channel.sendall(_HEADER.pack(kind, len(body)))
+    channel.sendall(_HEADER.pack(kind, len(body), 0))
     channel.sendall(body)
 
 
-def _receive_frame_blocking(channel: socket.socket) -> bytearray | None:
-    """The next task's body, or None when the pool closed its end."""
+def _receive_frame_blocking(channel: socket.socket) -> tuple[bytearray, list[bytearray]] | None:
+    """The next task's body and its out-of-band buffers, or None when the pool closed its end."""
     header = _receive_exactly_blocking(channel, _HEADER.size)
     if header is None:
         return None
-    _kind, size = _HEADER.unpack(header)
-    return _receive_exactly_blocking(channel, size)
+    _kind, size, count = _HEADER.unpack(header)
+    body = _receive_exactly_blocking(channel, size)
+    buffers: list[bytearray] = []
+    for _ in range(count):
+        length = _receive_exactly_blocking(channel, _BUFFER_LENGTH.size)
+        buffer = _receive_exactly_blocking(channel, _BUFFER_LENGTH.unpack(length)[0]) if length else None
+        if buffer is None:
+            return None
+        buffers.append(buffer)
+    return None if body is None else (body, buffers)
 
 
 def _receive_exactly_blocking(channel: socket.socket, size: int) -> bytearray | None:
