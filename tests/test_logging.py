@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-from imagehost.logging import one_line
+from pathlib import Path
+
+from imagehost.logging import ACTIONS, one_line
 from tests.conftest import another_browser, png_bytes, upload
 
 LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] [A-Z][A-Za-z]+: .+$")
@@ -35,6 +37,18 @@ def test_a_hostile_name_cannot_forge_a_line(client, app_log):
     assert all(LINE.match(line) for line in lines), lines
     assert not any(line.startswith("[2026-01-01 00:00:00]") for line in lines)
     assert sum("evil.png" in line for line in lines) == 2
+
+
+def test_the_code_writes_only_the_actions_the_log_viewer_offers():
+    # Every `action="..."` in the code: what the action log is given (log.info(..., action="Backup")),
+    # but for AlbumForbidden's, which names what was refused, and argparse's.
+    source = Path(__file__).resolve().parents[1] / "src" / "imagehost"
+    written = set()
+    for path in source.rglob("*.py"):
+        written |= set(re.findall(r'\baction="(\w+)"', path.read_text()))
+    written -= {"replace", "store_true"}
+    assert {"Success", "Backup", "Login", "Workers"} <= written  # the pattern finds them
+    assert written <= set(ACTIONS), written - set(ACTIONS)
 
 
 def test_one_line_escapes_control_characters():

@@ -15,6 +15,12 @@ import structlog
 
 LOGGER_NAME = "imagehost"
 _ACTION_BY_LEVEL = {"debug": "Debug", "info": "Info", "warning": "Warning", "error": "Error", "critical": "Error"}
+# Every action a line can carry: the features' own (action="...") and the levels' defaults. The admin
+# log viewer offers them (ops/logs); tests/test_logging.py checks that the code writes no other.
+ACTIONS = (
+    *("Success", "Error", "Refused", "Login", "Logout", "Token", "Backup", "Restore", "Check", "Scrub"),
+    *("Schedule", "Thumbnails", "Operations", "Database", "Storage", "Workers", "Info", "Warning", "Debug"),
+)
 
 
 def one_line(text: object) -> str:

@@ -15,12 +15,13 @@ from imagehost.accounts.identity import principal_of_request
 from imagehost.api.openapi import answers
 from imagehost.errors import InvalidParameter
 from imagehost.images.service import ImageService
+from imagehost.logging import ACTIONS
 from imagehost.ops.logs.reader import LogFilter, read_page
 from imagehost.web.query import page_number
 from imagehost.web.responses import respond
 
-# The actions the log writes (logging.py and the features); the filter takes any word.
-KNOWN_ACTIONS = ("Success", "Error", "Refused", "Backup", "Restore", "Check", "Database", "Storage", "Info", "Warning")
+# The actions the log writes, offered in the form; the filter takes any word.
+KNOWN_ACTIONS = ACTIONS
 
 
 @dataclass
