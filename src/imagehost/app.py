@@ -59,7 +59,7 @@ from imagehost.web.errors import EXCEPTION_HANDLERS
 from imagehost.web.guard import before_request
 from imagehost.web.i18n import LANGUAGE_NAMES, Translator, load_translations
 from imagehost.web.security_headers import security_headers
-from imagehost.web.stores import PostgresStore
+from imagehost.web.stores import SharedStores
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
@@ -94,8 +94,8 @@ def _is_unsafe(request: Request) -> bool:
 
 
 def rate_limit(name: str, per_minute: int) -> list[Any]:
-    """A per-client limit with its own store (a namespace in PostgreSQL, shared by every process: see
-    `stores=` in create_app); uploads count POSTs only, sign-in counts /login."""
+    """A per-client limit with its own store (a namespace in Redis or PostgreSQL, shared by every process
+    and instance: see `stores=` in create_app); uploads count POSTs only, sign-in counts /login."""
     if per_minute <= 0:
         return []
     config = RateLimitConfig(
@@ -136,6 +136,7 @@ def create_app(settings: Settings) -> Litestar:
         await albums.finish_interrupted()  # ZIP jobs whose process died: marked failed
 
     database = Database(settings.database_url, on_connect=finish_interrupted)
+    shared = SharedStores(settings.redis_url, database)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -155,6 +156,7 @@ def create_app(settings: Settings) -> Litestar:
                     await albums.stop_jobs()  # cut jobs are marked failed while the database is there
         finally:
             await database.close()
+            await shared.close()
             instruments.process_ended()
 
     @asynccontextmanager
@@ -249,8 +251,8 @@ def create_app(settings: Settings) -> Litestar:
         request_max_body_size=settings.max_request_bytes,
         lifespan=[lifespan],
         # Every store Litestar asks for by name (upload_rate_limit, login_rate_limit) is a namespace of
-        # the shared_store table: the counts are the same in every process and on every machine.
-        stores=StoreRegistry(default_factory=PostgresStore(database).with_namespace),
+        # the shared one (REDIS_URL, else PostgreSQL): the counts are the same in every process and machine.
+        stores=StoreRegistry(default_factory=shared.named),
         state=State(
             {
                 "settings": settings,

@@ -116,6 +116,8 @@ class Settings:
     # App (uvicorn) processes of this instance (`python -m imagehost serve`); from the environment the
     # default is default_web_concurrency(the cores), and each process gets its own worker pool.
     web_concurrency: int = 1
+    # Redis or Valkey for what the processes and instances share (rate limits); empty: PostgreSQL.
+    redis_url: str = field(default="", repr=False)
     worker_processes: int = 2
     worker_memory_limit_bytes: int = 1024 * 1024 * 1024
     worker_time_limit_seconds: float = 30.0
@@ -254,6 +256,10 @@ class Settings:
             values["default_quality"] = quality
         if "API_MAX_UPLOAD_BYTES" in env:
             values["api_max_upload_bytes"] = _int(env["API_MAX_UPLOAD_BYTES"], "API_MAX_UPLOAD_BYTES")
+        if redis_url := env.get("REDIS_URL", "").strip():
+            if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+                raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+            values["redis_url"] = redis_url
         cores = available_cores()
         if env.get("WEB_CONCURRENCY", "").strip():
             values["web_concurrency"] = _int(env["WEB_CONCURRENCY"].strip(), "WEB_CONCURRENCY")

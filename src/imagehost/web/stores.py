@@ -1,8 +1,10 @@
-"""Litestar's stores kept in PostgreSQL (the shared_store table), through the app's own pool.
+"""Litestar's stores shared by every app process and instance: in Redis or Valkey when REDIS_URL is
+set (RedisSharedStore), else in PostgreSQL (the shared_store table, through the app's own pool).
 
-Every uvicorn process (WEB_CONCURRENCY) and every machine on one database sees the same entries,
-so a per-client rate limit counts a client's requests wherever they land. Litestar's default store
-is a dict in each process: with two processes, each one lets a client through the whole limit.
+Every uvicorn process (WEB_CONCURRENCY) and every machine sees the same entries, so a per-client
+rate limit counts a client's requests wherever they land. Litestar's default store is a dict in
+each process: with two processes, each one lets a client through the whole limit. Neither store
+turns a request into a 500 when its server is away: the limits are then not enforced, and said so.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from litestar.stores.base import NamespacedStore
+from litestar.stores.redis import RedisStore
+from redis.asyncio import ConnectionPool, Redis
+from redis.exceptions import RedisError
 
 from imagehost.database import CONNECT_TIMEOUT_SECONDS, describe
 from imagehost.logging import action_log
@@ -60,6 +65,12 @@ _EXPIRES_IN = (
 _SWEEP = "DELETE FROM shared_store WHERE expires_at <= now()"
 
 
+# Redis answers in microseconds: one that does not within this is treated as away.
+REDIS_TIMEOUT_SECONDS = 2.0
+# A refused or reset socket is an OSError; redis-py's own errors (timeouts too) are RedisErrors.
+REDIS_FAILURES = (RedisError, OSError)
+
+
 def _seconds(duration: int | timedelta | None) -> float | None:
     """None for no expiry; like Litestar's own stores, 0 means none too."""
     if isinstance(duration, timedelta):
@@ -73,6 +84,15 @@ class _Upkeep:
 
     swept_at: float = -math.inf
     warned_at: float = -math.inf
+
+    def warn(self, reason: str, server: str, action: str) -> None:
+        now = time.monotonic()
+        if now - self.warned_at >= WARNING_SECONDS:
+            self.warned_at = now
+            action_log().warning(
+                f"shared store unavailable ({reason}): rate limits are not enforced until {server} answers.",
+                action=action,
+            )
 
 
 class PostgresStore(NamespacedStore):
@@ -153,10 +173,79 @@ class PostgresStore(NamespacedStore):
             return None
 
     def _warn(self, reason: str) -> None:
-        now = time.monotonic()
-        if now - self._upkeep.warned_at >= WARNING_SECONDS:
-            self._upkeep.warned_at = now
-            action_log().warning(
-                f"shared store unavailable ({reason}): rate limits are not enforced until PostgreSQL answers.",
-                action="Database",
-            )
+        self._upkeep.warn(reason, "PostgreSQL", "Database")
+
+
+class RedisSharedStore(RedisStore):
+    """Litestar's RedisStore on REDIS_URL (Redis or Valkey), failing open as PostgresStore does.
+
+    Redis away (refused, reset, or silent past REDIS_TIMEOUT_SECONDS): no call raises; `get` returns
+    None, `set` and the deletes do nothing, `exists` is False, and a warning is logged at most once a
+    minute per process. Namespaces are Litestar's (`imagehost_upload_rate_limit:<key>`).
+    """
+
+    __slots__ = ("_upkeep",)
+
+    def __init__(
+        self, redis: Redis, namespace: str, handle_client_shutdown: bool = False, *, upkeep: _Upkeep | None = None
+    ) -> None:
+        super().__init__(redis, namespace=namespace, handle_client_shutdown=handle_client_shutdown)
+        self._upkeep = upkeep or _Upkeep()
+
+    @classmethod
+    def from_url(cls, url: str, namespace: str = "imagehost") -> RedisSharedStore:
+        pool = ConnectionPool.from_url(
+            url,
+            decode_responses=False,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        )
+        return cls(Redis(connection_pool=pool), namespace, handle_client_shutdown=True)
+
+    def with_namespace(self, namespace: str) -> RedisSharedStore:
+        return type(self)(
+            self._redis, f"{self.namespace}_{namespace}", self.handle_client_shutdown, upkeep=self._upkeep
+        )
+
+    async def close(self) -> None:
+        await self._shutdown()
+
+    async def set(self, key: str, value: str | bytes, expires_in: int | timedelta | None = None) -> None:
+        await self._guarded(super().set(key, value, expires_in or None), None)
+
+    async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
+        return await self._guarded(super().get(key, renew_for), None)
+
+    async def delete(self, key: str) -> None:
+        await self._guarded(super().delete(key), None)
+
+    async def delete_all(self) -> None:
+        await self._guarded(super().delete_all(), None)
+
+    async def exists(self, key: str) -> bool:
+        return await self._guarded(super().exists(key), False)
+
+    async def expires_in(self, key: str) -> int | None:
+        return await self._guarded(super().expires_in(key), None)
+
+    async def _guarded(self, call: Any, otherwise: Any) -> Any:
+        try:
+            return await call
+        except REDIS_FAILURES as error:
+            self._upkeep.warn(f"{type(error).__name__}: {error}", "Redis", "Storage")
+            return otherwise
+
+
+class SharedStores:
+    """The stores Litestar asks for by name (upload_rate_limit, login_rate_limit): namespaces of one
+    store in Redis when `redis_url` is set, else in PostgreSQL. `close` at the app's shutdown."""
+
+    def __init__(self, redis_url: str, database: Database) -> None:
+        self.root: NamespacedStore = RedisSharedStore.from_url(redis_url) if redis_url else PostgresStore(database)
+
+    def named(self, name: str) -> NamespacedStore:
+        return self.root.with_namespace(name)
+
+    async def close(self) -> None:
+        if isinstance(self.root, RedisSharedStore):
+            await self.root.close()
