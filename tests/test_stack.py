@@ -125,6 +125,13 @@ def running_nginx(binary: str, prefix: Path, app: LiveApp) -> Iterator[int]:
     server_file.write_text(render_template(template, values), encoding="utf-8")
     main = prefix / "nginx.conf"
     main.write_text(main_config(prefix, server_file, as_root=os.geteuid() == 0), encoding="utf-8")
+    with nginx_process(binary, prefix, main, f"http://127.0.0.1:{port}/health"):
+        yield port
+
+
+@contextmanager
+def nginx_process(binary: str, prefix: Path, main: Path, ready_url: str) -> Iterator[subprocess.Popen]:
+    """nginx (the master) on the main config `main`, writing under `prefix`, once `ready_url` answers 200."""
     command = [binary, "-p", str(prefix), "-c", str(main), "-e", str(prefix / "error.log")]
     check = subprocess.run([*command, "-t"], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
@@ -132,10 +139,8 @@ def running_nginx(binary: str, prefix: Path, app: LiveApp) -> Iterator[int]:
     process = subprocess.Popen([*command, "-g", "daemon off;"], stdout=output, stderr=subprocess.STDOUT)
     try:
         error_log = prefix / "error.log"
-        wait_until_healthy(
-            f"http://127.0.0.1:{port}/health", process, "nginx", lambda: error_log.read_text(errors="replace"), 10
-        )
-        yield port
+        wait_until_healthy(ready_url, process, "nginx", lambda: error_log.read_text(errors="replace"), 10)
+        yield process
     finally:
         process.terminate()
         try:

@@ -21,7 +21,8 @@ from tests.conftest import run_sql
 from tests.live import live_app
 
 PEAK_RSS_GOAL_MB = 300
-IMAGEHOST = "ImageHost (rate limit off)"
+IMAGEHOST = "ImageHost (rate limit off; 1 app process, 2 image workers: the default on 2 cores)"
+IMAGEHOST_TWO = "ImageHost, WEB_CONCURRENCY=2 (2 app processes, 1 image worker each)"
 NAIVE = "naive Flask + gunicorn (2 workers): extension, save, INSERT"
 BARE = "bare ASGI (uvicorn, 1 process): writes the bytes"
 
@@ -159,8 +160,16 @@ def bench_side_by_side(
         servers.append(measure(IMAGEHOST, app.url, app.process.pid, postgres_pid, all_loads, reset_imagehost))
     shutil.rmtree(workdir / "reference-imagehost")
 
+    # The same with two app processes sharing the cores: figures only, the goals are for the default.
+    print(f"  {IMAGEHOST_TWO}:")
+    (workdir / "reference-imagehost-2").mkdir()
+    with live_app(database_url, workdir / "reference-imagehost-2", WEB_CONCURRENCY="2", WORKER_PROCESSES="1") as app:
+        servers.append(measure(IMAGEHOST_TWO, app.url, app.process.pid, postgres_pid, all_loads, reset_imagehost))
+    shutil.rmtree(workdir / "reference-imagehost-2")
+
     print_table(all_loads, servers)
-    return print_ratios(all_loads, *servers)
+    bare_figures, naive_figures, imagehost_figures, _two = servers
+    return print_ratios(all_loads, bare_figures, naive_figures, imagehost_figures)
 
 
 def print_ratios(
