@@ -237,7 +237,8 @@ class ImageService:
         self.policy = Policy(settings)
         # Uploads read into memory and processed at once: about two per worker. The others wait
         # with their bodies still spooled to disk by Litestar, so memory stays bounded under load.
-        self.intake = asyncio.Semaphore(2 * max(settings.worker_processes, 2))
+        self.intake_size = 2 * max(settings.worker_processes, 2)
+        self.intake = asyncio.Semaphore(self.intake_size)
         self.log = action_log()
 
     async def upload(
