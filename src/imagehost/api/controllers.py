@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
-from litestar.response import File
 
 from imagehost.accounts.identity import principal_of_request
 from imagehost.accounts.principal import Kind
@@ -16,6 +15,7 @@ from imagehost.images.links import image_json
 from imagehost.images.service import ImageService
 from imagehost.logging import tail_lines
 from imagehost.web.query import form_whole_number, whole_number
+from imagehost.web.sending import send
 
 LOG_LIMIT_DEFAULT = 200
 LOG_LIMIT_MAX = 10_000
@@ -50,14 +50,13 @@ class ConversionController(Controller):
         return Response({**image_json(image, Links(request, images)), **extra}, status_code=201)
 
     @get("/{image_id:int}", responses=binary(200, "image/jpeg", "The stored JPEG", 401, 403, 404, 503))
-    async def fetch(self, request: Request, image_id: int, images: ImageService) -> File:
+    async def fetch(self, request: Request, image_id: int, images: ImageService) -> Response:
         image = await images.view(image_id, principal_of_request(request))
-        path = images.store.path_of(image.stored_name)  # refuses a row that names no stored file
-        if not path.is_file():
+        images.store.path_of(image.stored_name)  # refuses a row that names no stored file
+        served = await images.files.served(image.stored_name)
+        if served is None:
             raise ImageNotFound(name=image.stored_name)
-        return File(
-            path, media_type=image.content_type, content_disposition_type="inline", headers=IMAGE_SECURITY_HEADERS
-        )
+        return send(served, image.content_type, IMAGE_SECURITY_HEADERS, inline=True)
 
 
 @get("/logs", media_type="text/plain", responses=binary(200, "text/plain", "The last lines of app.log", 400, 401, 403))

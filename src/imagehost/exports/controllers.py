@@ -9,7 +9,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
 from litestar import Controller, Request, get, post
 from litestar.openapi.spec import Schema
 from litestar.openapi.spec.enums import OpenAPIType
@@ -305,20 +304,20 @@ class AlbumDownloadController(Controller):
         name, articles = await exports.album_images(album, article, principal)
         tally = [0]
 
-        async def members() -> AsyncIterator[tuple[str, Path, datetime]]:
+        async def members() -> AsyncIterator[tuple[str, Path | bytes, datetime]]:
             async for found in articles:
                 folder = safe_component(found.code, "article")
                 names = FolderNames()
                 for position, image in enumerate(found.images, 1):
-                    path = await anyio.to_thread.run_sync(images.store.existing_path, image.stored_name)
-                    if path is None:  # deleted while the archive goes out
+                    source = await images.files.archived(image.stored_name)
+                    if source is None:  # deleted while the archive goes out
                         continue
                     # The last part of the original name (a row may hold `../../x`), with the real extension.
                     last = image.original_name.replace("\\", "/").rsplit("/", 1)[-1]
                     named = replace(image, original_name=last or f"{position}").download_name
                     member = names.unique(safe_component(named, f"{position}.{image.extension}"))
                     tally[0] += 1
-                    yield f"{folder}/{member}", path, image.uploaded_at
+                    yield f"{folder}/{member}", source, image.uploaded_at
 
         what = f"zip of album {name}"
         chunks = logged_after(zip_bytes(members()), exports.log_export, what, principal, tally)

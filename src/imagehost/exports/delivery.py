@@ -84,13 +84,22 @@ async def _chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
 
 
-async def zip_bytes(members: AsyncIterator[tuple[str, Path, datetime]]) -> AsyncIterator[bytes]:
-    """`members`: (name in the archive, file, modified time), read one at a time as the ZIP goes out."""
+async def _these(content: bytes) -> AsyncIterator[bytes]:
+    yield content
+
+
+async def zip_bytes(members: AsyncIterator[tuple[str, Path | bytes, datetime]]) -> AsyncIterator[bytes]:
+    """`members`: (name in the archive, a file or the bytes themselves, modified time), read one at a
+    time as the ZIP goes out."""
 
     async def files() -> AsyncIterator[tuple[str, datetime, int, object, AsyncIterator[bytes]]]:
-        async for name, path, modified in members:
-            size, crc = await anyio.to_thread.run_sync(_size_and_crc, path)
-            yield name, modified, stat.S_IFREG | 0o644, NO_COMPRESSION_64(size, crc), _chunks(path)
+        async for name, source, modified in members:
+            if isinstance(source, bytes):
+                size, crc, chunks = len(source), zlib.crc32(source), _these(source)
+            else:
+                size, crc = await anyio.to_thread.run_sync(_size_and_crc, source)
+                chunks = _chunks(source)
+            yield name, modified, stat.S_IFREG | 0o644, NO_COMPRESSION_64(size, crc), chunks
 
     async for chunk in async_stream_zip(files()):  # type: ignore[arg-type]
         yield chunk

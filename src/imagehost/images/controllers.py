@@ -8,7 +8,7 @@ from urllib.parse import quote
 from litestar import Controller, Request, Response, delete, get, post, route
 from litestar.datastructures import UploadFile
 from litestar.openapi.spec import OpenAPIType, Schema
-from litestar.response import File, Redirect
+from litestar.response import Redirect
 
 from imagehost.accounts.identity import principal_of_request
 from imagehost.accounts.principal import Kind
@@ -32,6 +32,7 @@ from imagehost.previews.tags import image_preview
 from imagehost.web.errors import Refusal, refusal_of
 from imagehost.web.query import page_number
 from imagehost.web.responses import representation, respond
+from imagehost.web.sending import send
 
 UPLOAD_FILE = Schema(
     type=OpenAPIType.STRING,
@@ -330,19 +331,19 @@ class CatalogueController(Controller):
         """Direct links when no nginx is in front (`just run`); nginx answers these itself in the stack."""
         if refused := private_refusal(request, images):
             return refused
-        path = images.store.existing_path(stored_name)
-        if path is None:
+        served = await images.files.served(stored_name)
+        if served is None:
             return Response(
                 "Not found\n",
                 status_code=404,
                 media_type="text/plain",
                 headers=IMAGE_SECURITY_HEADERS,
             )
-        return File(
-            path,
-            media_type=CONTENT_TYPE_BY_EXTENSION["." + stored_name.rsplit(".", 1)[1]],
-            content_disposition_type="inline",
-            headers={**IMAGE_SECURITY_HEADERS, "Cache-Control": cache_control(images)},
+        return send(
+            served,
+            CONTENT_TYPE_BY_EXTENSION["." + stored_name.rsplit(".", 1)[1]],
+            {**IMAGE_SECURITY_HEADERS, "Cache-Control": cache_control(images)},
+            inline=True,
         )
 
     @route("/images/thumbs/{size:int}/{thumbnail_name:str}", http_method=["GET", "HEAD"], include_in_schema=False)
@@ -351,16 +352,13 @@ class CatalogueController(Controller):
         if refused := private_refusal(request, images):
             return refused
         stored_name = thumbnail_name.removesuffix(".webp")
-        path = None
+        served = None
         if thumbnail_name.endswith(".webp") and is_stored_name(stored_name):
-            path = images.store.thumbnail_path(size, stored_name)
-        if path is None or not path.is_file():
+            served = await images.files.served_thumbnail(size, stored_name)
+        if served is None:
             return Response("Not found\n", status_code=404, media_type="text/plain", headers=IMAGE_SECURITY_HEADERS)
-        return File(
-            path,
-            media_type="image/webp",
-            content_disposition_type="inline",
-            headers={**IMAGE_SECURITY_HEADERS, "Cache-Control": cache_control(images)},
+        return send(
+            served, "image/webp", {**IMAGE_SECURITY_HEADERS, "Cache-Control": cache_control(images)}, inline=True
         )
 
     @get("/i/{stored_name:str}", responses=answers(200, ImagePageAnswer, "One image", 401, 403, 404, 503))
@@ -391,7 +389,7 @@ class CatalogueController(Controller):
             **IMAGE_SECURITY_HEADERS,
             "Content-Disposition": content_disposition(image.download_name),
         }
-        path = images.store.path_of(image.stored_name)  # refuses a row that names no stored file
+        images.store.path_of(image.stored_name)  # refuses a row that names no stored file
         if images.settings.accel_downloads:
             # nginx sends the file itself from its internal location; the app only says which one.
             return Response(
@@ -399,9 +397,10 @@ class CatalogueController(Controller):
                 media_type=image.content_type,
                 headers={**headers, "X-Accel-Redirect": f"/_stored/{image.stored_name}"},
             )
-        if not path.is_file():
+        served = await images.files.served(image.stored_name)
+        if served is None:
             raise ImageNotFound(name=image.stored_name)
-        return File(path, media_type=image.content_type, headers=headers)
+        return send(served, image.content_type, headers, inline=False)
 
 
 class DeleteController(Controller):

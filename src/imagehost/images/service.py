@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import hashlib
 import hmac
 import secrets
@@ -21,7 +20,6 @@ from imagehost.accounts.principal import ANONYMOUS, Principal
 from imagehost.errors import (
     DeleteForbidden,
     FileTooLarge,
-    ImageHostError,
     ImageNotFound,
     ImageProcessingFailed,
     NoFileGiven,
@@ -39,6 +37,8 @@ from imagehost.logging import action_log
 from imagehost.metrics import instruments
 from imagehost.paging import Paged
 from imagehost.settings import Settings
+from imagehost.storage.files import ImageFiles
+from imagehost.storage.local import LocalFiles
 
 MAX_ORIGINAL_NAME = 255
 # Runs inside an upload's transaction with the new image's id (albums/service.py links it there).
@@ -62,14 +62,6 @@ def clean_original_name(name: str | None) -> str:
 
 def hash_key(delete_key: str) -> str:
     return hashlib.sha256(delete_key.encode()).hexdigest()
-
-
-def storage_refusal(error: OSError) -> ImageHostError:
-    """What a failed write or removal in IMAGES_DIR means for the client: full (507) or unavailable (503)."""
-    reason = f"{type(error).__name__}: {error}"
-    full = error.errno in {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-    instruments.record_store_outage(full=full)
-    return StorageFull(reason=reason) if full else StorageUnavailable(reason=reason)
 
 
 async def lock_stored_name(stored_name: str) -> None:
@@ -230,9 +222,13 @@ def in_album(album_name: str, article_name: str | None = None) -> WhereRaw:
 
 
 class ImageService:
-    def __init__(self, settings: Settings, store: ImageStore, workers: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, store: ImageStore, workers: Any = None, files: ImageFiles | None = None
+    ) -> None:
         self.settings = settings
-        self.store = store
+        self.store = store  # the local folder: IMAGES_DIR, its staging area (ZIP spools) and the operator tools
+        # Where the images' files live: that folder (the default) or a bucket (STORAGE=s3, storage/bucket.py).
+        self.files: ImageFiles = files or LocalFiles(store)
         self.workers = workers or ThreadRunner()
         self.policy = Policy(settings)
         # Uploads read into memory and processed at once: about two per worker. The others wait
@@ -358,22 +354,17 @@ class ImageService:
                 row = (await Image.insert(new_row).returning(*_COLUMNS))[0]
                 if link is not None:
                     await link(row["id"])
-                try:
-                    files = await anyio.to_thread.run_sync(
-                        self.store.write_provisional, stored_name, content, processed.thumbnails
-                    )
-                except OSError as error:
-                    raise storage_refusal(error) from None
+                files = await self.files.write_provisional(stored_name, content, processed.thumbnails)
                 committing = True
         except BaseException:
             if files is not None and committing:
                 # The COMMIT's answer was lost: the row may or may not be there. The marker stays
                 # for finish_interrupted, which asks the database once it answers again.
-                await anyio.to_thread.run_sync(files.leave)
+                await files.leave()
             elif files is not None:
-                await anyio.to_thread.run_sync(files.discard)  # rolled back: no file outlives it
+                await files.discard()  # rolled back: no file outlives it
             raise
-        await anyio.to_thread.run_sync(files.keep)
+        await files.keep()
         instruments.record_thumbnails(len(processed.thumbnails))
         image = StoredImage.from_row(row)
         made = f", converted from {processed.source_format}" if processed.source_format else ""
@@ -385,7 +376,7 @@ class ImageService:
         """Settle the uploads and deletes a crash (or a lost COMMIT answer) left undecided: the files
         stay if their row is there and go if it is not. Runs at start and whenever the database
         comes back. Returns how many were settled."""
-        undecided = await anyio.to_thread.run_sync(self.store.interrupted)
+        undecided = await self.files.interrupted()
         settled = 0
         try:
             while undecided:
@@ -393,7 +384,7 @@ class ImageService:
                 async with Image._meta.db.transaction():
                     await lock_stored_name(files.stored_name)  # waits out a COMMIT still in progress
                     row_exists = await Image.exists().where(Image.stored_name == files.stored_name)
-                await anyio.to_thread.run_sync(files.keep if row_exists else files.discard)
+                await (files.keep() if row_exists else files.discard())
                 undecided.pop(0)
                 settled += 1
                 outcome = "kept, its row is there" if row_exists else "removed, it has no row"
@@ -402,7 +393,7 @@ class ImageService:
                 )
         finally:
             for files in undecided:  # the database went away again: next time
-                files.leave()
+                await files.leave()
         return settled
 
     async def regenerate_thumbnails(self, *, only_missing: bool = True) -> tuple[int, int]:
@@ -427,22 +418,24 @@ class ImageService:
             for row in rows:
                 last_id = row["id"]
                 looked += 1
-                present = set(self.store.thumbnail_sizes_present(row["stored_name"]))
+                present = set(await self.files.thumbnail_sizes_present(row["stored_name"]))
                 due = sizes_below(wanted, row["width"], row["height"]) if row["width"] else wanted
                 missing = tuple(size for size in due if not only_missing or size not in present)
-                path = self.store.existing_path(row["stored_name"])  # None for a row naming no stored file
-                if not missing or path is None:
+                if not missing:
+                    continue
+                content = await self.files.read(row["stored_name"])  # None for a row naming no stored file
+                if content is None:
                     continue
                 try:
                     thumbnails = await self.workers.run(
-                        thumbnails_for_stored, path.read_bytes(), row["stored_name"], self.settings.max_pixels, missing
+                        thumbnails_for_stored, content, row["stored_name"], self.settings.max_pixels, missing
                     )
                 except Exception as error:  # one bad file must not stop the others; it is logged
                     self.log.error(
                         f"thumbnails for {row['stored_name']} failed: {type(error).__name__}.", action="Thumbnails"
                     )
                     continue
-                await anyio.to_thread.run_sync(self.store.write_thumbnails, row["stored_name"], thumbnails)
+                await self.files.write_thumbnails(row["stored_name"], thumbnails)
                 made += 1
         self.log.info(f"thumbnails regenerated for {made} of {looked} images.", action="Thumbnails")
         return looked, made
@@ -552,24 +545,21 @@ class ImageService:
         principal = credentials.principal
         # The marker first, then the row, then the files: never a row whose link is dead, and a crash
         # between the steps is settled by finish_interrupted (storage.py).
-        try:
-            files = await anyio.to_thread.run_sync(self.store.provisional, image.stored_name)
-        except OSError as error:
-            raise storage_refusal(error) from None
+        files = await self.files.removal(image.stored_name)
         try:
             async with Image._meta.db.transaction():
                 await lock_stored_name(image.stored_name)
                 deleted = await Image.delete().where(Image.id == image_id).returning(Image.id)
         except BaseException:
-            await anyio.to_thread.run_sync(files.leave)  # deleted or not: its row will tell
+            await files.leave()  # deleted or not: its row will tell
             raise
         if not deleted:
-            await anyio.to_thread.run_sync(files.keep)
+            await files.keep()
             raise ImageNotFound(name=f"#{image_id}")
         try:
-            await anyio.to_thread.run_sync(files.discard)
-        except OSError as error:  # the row is gone; the files go when the marker is next settled
-            await anyio.to_thread.run_sync(files.leave)
+            await files.discard()
+        except (StorageFull, StorageUnavailable) as error:  # the row is gone; the files go at the next settling
+            await files.leave()
             self.log.error(f"files of deleted image {image.stored_name} not removed: {error}.", action="Storage")
         if credentials.granted_by:
             who = credentials.granted_by
@@ -593,6 +583,4 @@ class ImageService:
             await Image.raw("SELECT 1")
         except Exception as error:  # any failure here means "not ready"; the reason says which
             return f"database unreachable: {type(error).__name__}"
-        if not await anyio.to_thread.run_sync(self.store.writable):
-            return f"images folder {self.store.root} is not writable"
-        return None
+        return await self.files.problem()
