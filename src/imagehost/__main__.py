@@ -15,6 +15,7 @@ from imagehost.images.storage import ImageStore
 from imagehost.images.workers import WorkerPool
 from imagehost.logging import configure_logging
 from imagehost.settings import Settings
+from imagehost.storage import image_files
 
 
 async def regenerate_thumbnails(settings: Settings, *, everything: bool) -> tuple[int, int]:
@@ -26,7 +27,8 @@ async def regenerate_thumbnails(settings: Settings, *, everything: bool) -> tupl
     async with connected(settings.database_url, max_connections=2):
         await pool.start()
         try:
-            return await ImageService(settings, store, pool).regenerate_thumbnails(only_missing=not everything)
+            service = ImageService(settings, store, pool, files=image_files(settings, store))
+            return await service.regenerate_thumbnails(only_missing=not everything)
         finally:
             await pool.close()
 

@@ -54,6 +54,7 @@ from imagehost.ops.routes import ROUTE_HANDLERS as OPS_ROUTES
 from imagehost.pages.controllers import choose_language, health, home, ready
 from imagehost.previews.controllers import OEmbedController
 from imagehost.settings import SUPPORTED_LANGUAGES, Settings
+from imagehost.storage import image_files
 from imagehost.web.deadline import body_deadline
 from imagehost.web.errors import EXCEPTION_HANDLERS
 from imagehost.web.guard import before_request
@@ -124,7 +125,7 @@ def create_app(settings: Settings) -> Litestar:
     configure_logging(settings.log_dir, settings.log_max_bytes, settings.log_backups)
     log = action_log()
     store = ImageStore(settings.images_dir)
-    service = ImageService(settings, store)
+    service = ImageService(settings, store, files=image_files(settings, store))
     albums = AlbumService(service)
     exports = ExportService(albums)
     translator = Translator(load_translations(), settings.default_language)

@@ -135,6 +135,13 @@ class ServiceStopping(ImageHostError):
     log_template = "upload of {filename} interrupted: the service is stopping."
 
 
+class NotWithBucket(ImageHostError):
+    """What does not work with STORAGE=s3 yet (issue 20): refused rather than run against IMAGES_DIR."""
+
+    template = N_("{what} does not work with STORAGE=s3 yet.")
+    log_template = "{what} refused: not available with STORAGE=s3 yet."
+
+
 class ExportsBusy(ImageHostError):
     """More exports at once than EXPORT_CONCURRENCY: refused at once (the web layer adds Retry-After)."""
 

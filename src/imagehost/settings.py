@@ -95,6 +95,14 @@ def _origins(value: str, name: str) -> tuple[str, ...]:
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     images_dir: Path = Path("images")
+    # Where the images' bytes live: "local" (IMAGES_DIR) or "s3" (an S3-compatible bucket, storage/s3.py).
+    storage: str = "local"
+    s3_endpoint_url: str = ""  # empty: AWS S3 itself
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = field(default="", repr=False)
+    s3_secret_access_key: str = field(default="", repr=False)
+    s3_prefix: str = ""  # keys under this folder of the bucket ("" or e.g. "imagehost/")
     log_dir: Path = Path("logs")
     max_upload_bytes: int = 5 * 1024 * 1024
     max_pixels: int = 50_000_000
@@ -256,6 +264,17 @@ class Settings:
             values["default_quality"] = quality
         if "API_MAX_UPLOAD_BYTES" in env:
             values["api_max_upload_bytes"] = _int(env["API_MAX_UPLOAD_BYTES"], "API_MAX_UPLOAD_BYTES")
+        if storage := env.get("STORAGE", "").strip().lower():
+            if storage not in {"local", "s3"}:
+                raise SettingsError("STORAGE must be local or s3")
+            values["storage"] = storage
+        for name in ("S3_ENDPOINT_URL", "S3_BUCKET", "S3_REGION", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"):
+            if env.get(name, "").strip():
+                values[name.lower()] = env[name].strip()
+        if prefix := env.get("S3_PREFIX", "").strip().strip("/"):
+            values["s3_prefix"] = f"{prefix}/"
+        if values.get("storage") == "s3" and not values.get("s3_bucket"):
+            raise SettingsError("STORAGE=s3 needs S3_BUCKET")
         if redis_url := env.get("REDIS_URL", "").strip():
             if not redis_url.startswith(("redis://", "rediss://", "unix://")):
                 raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")

@@ -33,6 +33,7 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
     errors.StoredNameRefused: 404,
     errors.PageNotFound: 404,
     errors.StorageUnavailable: 503,
+    errors.NotWithBucket: 501,
     errors.StorageFull: 507,
     errors.UploadTooSlow: 408,
     errors.DatabaseUnavailable: 503,

@@ -21,11 +21,16 @@ from imagehost.logging import action_log
 from imagehost.ops import state
 from imagehost.ops.backup import signing
 from imagehost.ops.backup.archive import CHUNK, DUMP, FILES, FORMAT, MANIFEST, add_bytes, add_file, stored_files
+from imagehost.ops.backup.errors import BackupError
 from imagehost.ops.backup.folder import NAME_TIME_FORMAT, SUFFIX, exclusive, prune_backups
 from imagehost.ops.backup.postgres import find_pg_tool, libpq_target, quote_identifier, run_tool, tool_major
 from imagehost.ops.backup.report import describe_backup
 from imagehost.settings import Settings
+from imagehost.storage.bucket import PENDING_TABLE
 from imagehost.web.stores import TABLE as SHARED_STORE
+
+# Rows that only ever hold what is in flight (rate-limit counts, objects being written): not backed up.
+TRANSIENT_TABLES = (SHARED_STORE, PENDING_TABLE)
 
 
 @dataclass(frozen=True)
@@ -62,14 +67,14 @@ async def _dump_database(database_url: str, dump_path: Path) -> Snapshot:
         pg_dump = find_pg_tool("pg_dump", server.major)
         async with connection.transaction(isolation="repeatable_read", readonly=True):
             snapshot = await connection.fetchval("SELECT pg_export_snapshot()")
-            # The rate limits' counts (web/stores.py) are left out: they change under a running app,
-            # would only be stale after a restore, and must not make its row check fail.
+            # The transient tables are left out: they change under a running app, would only be
+            # stale after a restore, and must not make its row check fail.
             tables = [
                 row["tablename"]
                 for row in await connection.fetch(
                     "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
                 )
-                if row["tablename"] != SHARED_STORE
+                if row["tablename"] not in TRANSIENT_TABLES
             ]
             rows = {}
             for table in tables:
@@ -81,7 +86,8 @@ async def _dump_database(database_url: str, dump_path: Path) -> Snapshot:
             await run_tool(
                 [
                     *(str(pg_dump), "--format=custom", f"--snapshot={snapshot}", f"--file={dump_path}"),
-                    *(f"--exclude-table-data={SHARED_STORE}", f"--dbname={url}"),
+                    *(f"--exclude-table-data={table}" for table in TRANSIENT_TABLES),
+                    f"--dbname={url}",
                 ],
                 env,
                 "pg_dump",
@@ -138,6 +144,8 @@ async def make_backup(settings: Settings, *, now: Callable[[], dt.datetime] | No
 
 
 async def _write_backup(settings: Settings, clock: Callable[[], dt.datetime]) -> BackupResult:
+    if settings.storage != "local":  # it archives IMAGES_DIR
+        raise BackupError("backups do not cover STORAGE=s3 yet: back up the bucket with the store's own tools")
     backup_dir = settings.backup_dir
     started = time.monotonic()
     with exclusive(backup_dir):

@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from imagehost.errors import NotWithBucket
 from imagehost.images.pipeline import sizes_below
 from imagehost.images.service import ThreadRunner
 from imagehost.images.storage import THUMBS, ImageStore
@@ -50,6 +51,8 @@ class ConsistencyCheck:
         first LISTED_FINDINGS."""
         if repair not in (None, *MISSING_ROW_CHOICES):
             raise ValueError(f"repair must be None or one of {MISSING_ROW_CHOICES}, not {repair!r}")
+        if self.settings.storage != "local":  # it reads IMAGES_DIR: against a bucket, every file would look lost
+            raise NotWithBucket(what="The consistency check")
         database_url = self.settings.database_url
         try:
             report = await self._run(repair, by, on_finding)

@@ -1,0 +1,173 @@
+"""The images in an object store (STORAGE=s3): originals at `<stored name>`, thumbnails at
+`thumbs/<size>/<stored name>.webp`, the same keys as the local folder's paths (images/storage.py).
+
+Crash safety without marker files. Before an upload writes its objects, or a delete removes them,
+the keys it will touch are recorded in `pending_objects` in a statement of their own (committed at
+once, outside the image's transaction); the record is removed once the image row's fate is known:
+the objects stay with a committed row and go without one. A record that outlives SETTLE_AFTER
+belongs to a process that died (or to a COMMIT whose answer was lost): `interrupted` hands it to
+ImageService.finish_interrupted, which settles it by its row, as it does the folder's markers. So
+after any crash every stored image has its objects, and no object lives without its row for longer
+than SETTLE_AFTER plus the time to the next settling (at start, when the database comes back, and
+by the consistency check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from imagehost.errors import StoredNameRefused
+from imagehost.images.storage import THUMBS, is_stored_name
+from imagehost.images.tables import Image
+from imagehost.storage.files import InObjectStore
+from imagehost.storage.objects import ObjectStore, StoredObject
+
+# Far longer than an upload or delete takes from its record to its COMMIT (a few object writes).
+SETTLE_AFTER = timedelta(minutes=10)
+PENDING_TABLE = "pending_objects"
+CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif"}
+
+
+def original_key(stored_name: str) -> str:
+    if not is_stored_name(stored_name):
+        raise StoredNameRefused(name=repr(stored_name)[:100])
+    return stored_name
+
+
+def thumbnail_key(size: int, stored_name: str) -> str:
+    return f"{THUMBS}/{int(size)}/{original_key(stored_name)}.webp"
+
+
+async def _execute(query: str, *arguments: object) -> object:
+    """One statement on the app's pool, outside any transaction of the caller: committed at once."""
+    pool = Image._meta.db.pool
+    if pool is None:
+        from imagehost.errors import DatabaseUnavailable
+
+        raise DatabaseUnavailable()
+    return await pool.fetchval(query, *arguments)
+
+
+class BucketProvisional:
+    """The objects of one image while its row is being inserted or deleted: held by a pending record."""
+
+    def __init__(self, store: BucketImageStore, stored_name: str, keys: list[str], record: int) -> None:
+        self.store = store
+        self.stored_name = stored_name
+        self.keys = keys
+        self.record = record
+
+    async def keep(self) -> None:
+        """The row is there: the objects stay."""
+        await _execute("DELETE FROM pending_objects WHERE id = $1", self.record)
+
+    async def discard(self) -> None:
+        """The row is not there: the objects go, then the record. If they cannot, the record stays
+        and the next settling tries again."""
+        await self.store.delete_keys(self.keys)
+        await _execute("DELETE FROM pending_objects WHERE id = $1", self.record)
+
+    async def leave(self) -> None:
+        """Undecided (the COMMIT's answer was lost): the record stays for the next settling."""
+
+
+def _served(found: tuple[StoredObject, AsyncIterator[bytes]] | None) -> InObjectStore | None:
+    if found is None:
+        return None
+    facts, chunks = found
+    return InObjectStore(facts.size, chunks)
+
+
+class BucketImageStore:
+    def __init__(self, objects: ObjectStore, thumbnail_sizes: tuple[int, ...], settle_after: timedelta = SETTLE_AFTER):
+        self.objects = objects
+        self.thumbnail_sizes = thumbnail_sizes
+        self.settle_after = settle_after
+
+    # --- uploads and deletes ------------------------------------------------------------------
+
+    async def provisional(self, stored_name: str, keys: list[str]) -> BucketProvisional:
+        """Record the keys about to be written or removed, committed before any of them is touched."""
+        record = await _execute(
+            "INSERT INTO pending_objects (stored_name, keys) VALUES ($1, $2) RETURNING id", stored_name, keys
+        )
+        return BucketProvisional(self, stored_name, keys, int(record))  # type: ignore[arg-type]
+
+    async def write_provisional(
+        self, stored_name: str, content: bytes, thumbnails: dict[int, bytes]
+    ) -> BucketProvisional:
+        """The record, then the thumbnails and the original. On failure nothing of them is left."""
+        extension = stored_name.rsplit(".", 1)[-1]
+        writes = [(thumbnail_key(size, stored_name), data, "image/webp") for size, data in thumbnails.items()]
+        writes.append((original_key(stored_name), content, CONTENT_TYPES.get(extension, "application/octet-stream")))
+        provisional = await self.provisional(stored_name, [key for key, _, _ in writes])
+        try:
+            await asyncio.gather(*(self.objects.put(key, data, kind) for key, data, kind in writes))
+        except BaseException:
+            # The bucket or the database gone too: the record stays, and the next settling removes them.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(provisional.discard())
+            raise
+        return provisional
+
+    async def removal(self, stored_name: str) -> BucketProvisional:
+        """For a delete: the record of every object of the image, before its row goes."""
+        keys = [original_key(stored_name), *(thumbnail_key(size, stored_name) for size in self.thumbnail_sizes)]
+        return await self.provisional(stored_name, keys)
+
+    async def interrupted(self) -> list[BucketProvisional]:
+        """The records older than settle_after: their writers are gone."""
+        pool = Image._meta.db.pool
+        if pool is None:
+            return []
+        rows = await pool.fetch(
+            "SELECT id, stored_name, keys FROM pending_objects WHERE started_at < now() - $1::interval ORDER BY id",
+            self.settle_after,
+        )
+        return [BucketProvisional(self, row["stored_name"], list(row["keys"]), row["id"]) for row in rows]
+
+    async def delete_keys(self, keys: list[str]) -> None:
+        # The original first (its link dies at once), then the thumbnails.
+        originals = [key for key in keys if not key.startswith(f"{THUMBS}/")]
+        for key in originals:
+            await self.objects.delete(key)
+        await asyncio.gather(*(self.objects.delete(key) for key in keys if key not in originals))
+
+    # --- reading -------------------------------------------------------------------------------
+
+    async def read(self, stored_name: str) -> bytes | None:
+        return await self.objects.get(original_key(stored_name)) if is_stored_name(stored_name) else None
+
+    async def served(self, stored_name: str) -> InObjectStore | None:
+        if not is_stored_name(stored_name):
+            return None
+        return _served(await self.objects.stream(original_key(stored_name)))
+
+    async def served_thumbnail(self, size: int, stored_name: str) -> InObjectStore | None:
+        if not is_stored_name(stored_name):
+            return None
+        return _served(await self.objects.stream(thumbnail_key(size, stored_name)))
+
+    async def archived(self, stored_name: str) -> bytes | None:
+        return await self.read(stored_name)
+
+    async def thumbnail_sizes_present(self, stored_name: str) -> list[int]:
+        found = await asyncio.gather(
+            *(self.objects.head(thumbnail_key(size, stored_name)) for size in self.thumbnail_sizes)
+        )
+        return [size for size, head in zip(self.thumbnail_sizes, found, strict=True) if head is not None]
+
+    async def write_thumbnails(self, stored_name: str, thumbnails: dict[int, bytes]) -> None:
+        await asyncio.gather(
+            *(
+                self.objects.put(thumbnail_key(size, stored_name), data, "image/webp")
+                for size, data in thumbnails.items()
+            )
+        )
+
+    async def problem(self) -> str | None:
+        """None when the bucket answers and takes writes, else why not (for /ready)."""
+        return await self.objects.probe()
