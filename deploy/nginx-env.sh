@@ -10,7 +10,10 @@
 #   EXPORT_TIMEOUT_SECONDS -> NGINX_EXPORT_TIMEOUT (read and send timeouts of the export routes)
 #   PRIVATE_IMAGES        -> IMAGES_AUTH_REQUEST, IMAGES_CACHE_CONTROL
 #   METRICS_PUBLIC        -> NGINX_METRICS_PUBLIC (true or false: /metrics from outside, or a 404)
+#   STORAGE               -> IMAGES_MISSING (local: a direct link with no file is a 404; s3: nginx
+#                            asks the app, which reads the bucket, and keeps the answer a minute)
 #   NGINX_ACCESS_LOG      (default /var/log/nginx/access.log, the image's link to stdout)
+#   NGINX_CACHE_DIR       (default /var/cache/nginx-imagehost: where that minute's copies are kept)
 #
 # Booleans follow imagehost.settings._bool: true, 1, yes, on / false, 0, no, off, empty, in any
 # case and with surrounding blanks. Anything else stops here: nginx never guesses "public" for a
@@ -69,8 +72,14 @@ else
     IMAGES_AUTH_REQUEST=off
     IMAGES_CACHE_CONTROL="public, max-age=31536000, immutable"
 fi
+case $(trim "${STORAGE:-}" | tr '[:upper:]' '[:lower:]') in
+    "" | local) IMAGES_MISSING=/_no_such_image ;;
+    s3) IMAGES_MISSING=@images_from_app ;;
+    *) fail "STORAGE must be local or s3, not '${STORAGE}'" ;;
+esac
 NGINX_ACCESS_LOG=${NGINX_ACCESS_LOG:-/var/log/nginx/access.log}
-export NGINX_MAX_BODY NGINX_API_MAX_BODY NGINX_ZIP_MAX_BODY NGINX_ZIP_TIMEOUT NGINX_EXPORT_TIMEOUT IMAGES_AUTH_REQUEST IMAGES_CACHE_CONTROL NGINX_ACCESS_LOG NGINX_METRICS_PUBLIC
+NGINX_CACHE_DIR=${NGINX_CACHE_DIR:-/var/cache/nginx-imagehost}
+export NGINX_MAX_BODY NGINX_API_MAX_BODY NGINX_ZIP_MAX_BODY NGINX_ZIP_TIMEOUT NGINX_EXPORT_TIMEOUT IMAGES_AUTH_REQUEST IMAGES_CACHE_CONTROL NGINX_ACCESS_LOG NGINX_METRICS_PUBLIC IMAGES_MISSING NGINX_CACHE_DIR
 
 [ "$#" -gt 0 ] || fail "usage: nginx-env.sh COMMAND [ARG...]"
 exec "$@"

@@ -48,6 +48,8 @@ TEMPLATE_VARIABLES = (
     "IMAGES_CACHE_CONTROL",
     "NGINX_ACCESS_LOG",
     "NGINX_METRICS_PUBLIC",
+    "IMAGES_MISSING",
+    "NGINX_CACHE_DIR",
 )
 NGINX_ENV_SCRIPT = PROJECT_ROOT / "deploy" / "nginx-env.sh"
 # The app's settings that nginx-env.sh reads (compose passes these to the nginx service).
@@ -59,6 +61,7 @@ NGINX_SETTINGS = (
     "EXPORT_TIMEOUT_SECONDS",
     "PRIVATE_IMAGES",
     "METRICS_PUBLIC",
+    "STORAGE",
 )
 CURL = {"Accept": "*/*", "User-Agent": "curl/8.14.1"}
 TOO_LARGE = "The upload is larger than this server accepts."
@@ -99,7 +102,11 @@ http {{
 
 def nginx_environment(app_env: Mapping[str, str], access_log: Path) -> dict[str, str]:
     """What deploy/nginx-env.sh (compose's nginx command) exports for the app's settings."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NGINX_ACCESS_LOG": str(access_log)}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "NGINX_ACCESS_LOG": str(access_log),
+        "NGINX_CACHE_DIR": str(access_log.parent / "cache"),
+    }
     env |= {name: app_env[name] for name in NGINX_SETTINGS if name in app_env}
     done = subprocess.run(["sh", str(NGINX_ENV_SCRIPT), "env"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

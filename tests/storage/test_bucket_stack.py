@@ -1,0 +1,54 @@
+"""STORAGE=s3 behind the real nginx with the project's nginx.conf: direct links and thumbnails are
+not on nginx's disk, so nginx asks the app, which streams them from the bucket (moto's S3 server),
+with the image headers; nginx keeps each for a minute, so the bucket is read once per link."""
+
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import shutil
+
+import httpx
+
+from tests.conftest import png_bytes, run_sql
+from tests.live import live_app, require
+from tests.s3server import s3_server  # noqa: F401
+from tests.test_stack import CURL, assert_inert, running_nginx
+
+
+def test_direct_links_come_from_the_bucket_through_the_app_once_then_from_nginxs_cache(
+    database_url, s3_server, tmp_path
+):
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    require(binary)
+    run_sql(database_url, "TRUNCATE images RESTART IDENTITY CASCADE")
+    with (
+        live_app(database_url, tmp_path, **s3_server.env("stack/"), THUMBNAIL_SIZES="160") as app,
+        running_nginx(binary, tmp_path / "nginx", app) as port,
+    ):
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=30) as client:
+            made = client.post(
+                "/upload",
+                files={"file": ("p.png", png_bytes(320, 240), "image/png")},
+                headers={"Accept": "application/json"},
+            )
+            assert made.status_code == 201, made.text
+            stored = made.json()["filename"]
+            assert not (app.images_dir / stored).exists()  # in the bucket only
+            before = len(s3_server.requests(f'"GET /{s3_server.bucket}/stack/{stored} '))
+            answers = [client.get(f"/images/{stored}", headers=CURL) for _ in range(3)]
+            thumbnail = client.get(f"/images/thumbs/160/{stored}.webp", headers=CURL)
+            missing = client.get("/images/AAAAAAAAAAAAAAAAAAAAAA.png", headers=CURL)
+        # The bucket was read once for the three: nginx kept the first answer.
+        gets = [line for line in s3_server.requests(f'"GET /{s3_server.bucket}/stack/{stored} ')[before:]]
+        assert len(gets) == 1, gets
+        body = s3_server.boto3_client().get_object(Bucket=s3_server.bucket, Key=f"stack/{stored}")["Body"].read()
+        for answer in answers:
+            assert answer.status_code == 200 and answer.content == body
+            assert answer.headers["content-type"] == "image/png"
+            assert_inert(answer.headers)
+        assert thumbnail.status_code == 200 and thumbnail.content[:4] == b"RIFF"
+        assert_inert(thumbnail.headers)
+        assert missing.status_code == 404
+        assert_inert(missing.headers)
