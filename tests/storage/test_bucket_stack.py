@@ -52,3 +52,46 @@ def test_direct_links_come_from_the_bucket_through_the_app_once_then_from_nginxs
         assert_inert(thumbnail.headers)
         assert missing.status_code == 404
         assert_inert(missing.headers)
+
+
+def test_two_instances_on_one_bucket_and_database_serve_each_others_uploads(database_url, s3_server, tmp_path):
+    """Nothing of an image lives on the instance that took it: the other one lists, serves, downloads
+    and deletes it, and the rate limit counts a client's uploads on both."""
+    run_sql(database_url, "TRUNCATE images RESTART IDENTITY CASCADE")
+    run_sql(database_url, "DELETE FROM shared_store")
+    settings = {**s3_server.env("two/"), "THUMBNAIL_SIZES": "160", "UPLOAD_RATE_LIMIT": "3"}
+    json = {"Accept": "application/json"}
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    with (
+        live_app(database_url, tmp_path / "one", **settings) as one,
+        live_app(database_url, tmp_path / "two", **settings) as two,
+    ):
+        made = httpx.post(
+            f"{one.url}/upload", files={"file": ("p.png", png_bytes(200, 100), "image/png")}, headers=json, timeout=30
+        )
+        assert made.status_code == 201, made.text
+        stored, image_id = made.json()["filename"], made.json()["id"]
+        listed = httpx.get(f"{two.url}/images-list", headers=json, timeout=30).json()
+        assert [item["filename"] for item in listed["data"]] == [stored]
+        served = httpx.get(f"{two.url}/images/{stored}", timeout=30)
+        downloaded = httpx.get(f"{two.url}/download/{image_id}", timeout=30)
+        assert served.status_code == 200 and downloaded.content == served.content
+        assert list(one.images_dir.rglob("*.png")) == list(two.images_dir.rglob("*.png")) == []
+        # Two more on the second instance reach the limit of 3 the first one started counting.
+        statuses = [
+            httpx.post(
+                f"{two.url}/upload",
+                files={"file": (f"q{n}.png", png_bytes(50 + n, 40), "image/png")},
+                headers=json,
+                timeout=30,
+            ).status_code
+            for n in range(3)
+        ]
+        assert statuses == [201, 201, 429]
+        key = made.json()["delete_url"].split("key=", 1)[1]
+        deleted = httpx.delete(f"{two.url}/delete/{image_id}?key={key}", headers=json, timeout=30)
+        assert deleted.status_code == 200, deleted.text
+        assert httpx.get(f"{one.url}/images/{stored}", timeout=30).status_code == 404
+    listed = s3_server.boto3_client().list_objects_v2(Bucket=s3_server.bucket, Prefix="two/").get("Contents", [])
+    assert not any(stored in found["Key"] for found in listed)
