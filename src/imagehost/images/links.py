@@ -101,7 +101,8 @@ class Links:
 
 
 def page_json(page: Any, links: Links) -> dict[str, Any]:
-    """One page of images (the catalogue's, an embed gallery's): `data`, `page`, `pagination` (`total_pages`, `total_items`)."""
+    """One page of images (the catalogue's, an embed gallery's): `data`, `page`, and `pagination`
+    (`total_pages`, `total_items`)."""
     return {
         "status": "success",
         "page": page.page,
