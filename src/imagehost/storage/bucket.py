@@ -19,7 +19,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-from imagehost.errors import StoredNameRefused
+from imagehost.errors import DatabaseUnavailable, StoredNameRefused
+from imagehost.images import formats
 from imagehost.images.storage import THUMBS, is_stored_name
 from imagehost.images.tables import Image
 from imagehost.storage.files import InObjectStore
@@ -28,7 +29,8 @@ from imagehost.storage.objects import ObjectStore, StoredObject
 # Far longer than an upload or delete takes from its record to its COMMIT (a few object writes).
 SETTLE_AFTER = timedelta(minutes=10)
 PENDING_TABLE = "pending_objects"
-CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif"}
+# From the formats registry: what the bucket would send if it were ever read directly.
+CONTENT_TYPES = {image_format.extension: image_format.content_type for image_format in formats.STORED}
 
 
 def original_key(stored_name: str) -> str:
@@ -45,8 +47,6 @@ async def _execute(query: str, *arguments: object) -> object:
     """One statement on the app's pool, outside any transaction of the caller: committed at once."""
     pool = Image._meta.db.pool
     if pool is None:
-        from imagehost.errors import DatabaseUnavailable
-
         raise DatabaseUnavailable()
     return await pool.fetchval(query, *arguments)
 
