@@ -573,6 +573,14 @@ def bench_export_figures(database_url: str, workdir: Path) -> None:
         SUMMARY.append(Row(figure, value))
 
 
+def bench_storage_backends(database_url: str, workdir: Path) -> None:
+    """Issue 20: STORAGE=s3 (moto's server) against the local folder, uploads and direct links through
+    the app (tests/bench_reference/storage_compare.py), the rates and the ratios s3 / local."""
+    from tests.bench_reference.storage_compare import bench_storage
+
+    SUMMARY.extend(Row(*row) for row in bench_storage(database_url, workdir))
+
+
 # --- backup and restore -------------------------------------------------------------------------
 
 BACKUP_BENCH_IMAGES = 10_000
@@ -686,6 +694,7 @@ def main() -> None:
             run_guarded(bench_zip_against_single_uploads, database_url, workdir)
             run_guarded(bench_album_pages, database_url, workdir)
             run_guarded(bench_export_figures, database_url, workdir)
+            run_guarded(bench_storage_backends, database_url, workdir)
         finally:
             stop_postgres(pgdata(workdir))
     print_summary()
