@@ -39,7 +39,7 @@ ENTRYPOINT ["imagehost-entrypoint"]
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
 
-# Migrate, then hand the process over to the app: uvicorn with WEB_CONCURRENCY processes (exec: it gets
-# the signals). Trusts the proxy headers of nginx, its only client on the compose network. The access
+# Migrate, then hand the process over to the app: uvicorn with WEB_CONCURRENCY processes on PORT
+# (default 8000; exec: it gets the signals). Trusts the proxy headers of nginx, its only client on the compose network. The access
 # log leaves out delete keys.
-CMD ["sh", "-c", "piccolo migrations forwards all && exec python -m imagehost serve --host 0.0.0.0 --port 8000 --forwarded-allow-ips='*'"]
+CMD ["sh", "-c", "piccolo migrations forwards all && exec python -m imagehost serve --host 0.0.0.0 --forwarded-allow-ips='*'"]

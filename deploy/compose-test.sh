@@ -107,6 +107,9 @@ mkdir -p "$CACHE"
     compose --profile keycloak config -q) || fail "docker compose --profile keycloak config"
 (cd "$PROJECT" && METRICS_TOKEN=x POSTGRES_PASSWORD=x DATABASE_URL=x SECRET_KEY=x \
     compose --profile monitoring config -q) || fail "docker compose --profile monitoring config"
+(cd "$PROJECT" && POSTGRES_PASSWORD=x DATABASE_URL=x SECRET_KEY=x STORAGE=s3 S3_ENDPOINT_URL=http://s3:9000 \
+    S3_BUCKET=imagehost S3_ACCESS_KEY_ID=imagehost S3_SECRET_ACCESS_KEY=x APP_MORE_UPSTREAMS=app-2:8001 \
+    compose --profile s3 config -q) || fail "docker compose --profile s3 config"
 
 # --- the checks a new user would make -----------------------------------------------------------------
 png() { # a small valid PNG, different for each seed

@@ -12,6 +12,8 @@
 #   METRICS_PUBLIC        -> NGINX_METRICS_PUBLIC (true or false: /metrics from outside, or a 404)
 #   STORAGE               -> IMAGES_MISSING (local: a direct link with no file is a 404; s3: nginx
 #                            asks the app, which reads the bucket, and keeps the answer a minute)
+#   APP_MORE_UPSTREAMS    -> APP_MORE_SERVERS (more app instances, "host:port host:port", beside
+#                            APP_UPSTREAM in nginx's upstream; compose's --profile s3: app-2:8001)
 #   NGINX_ACCESS_LOG      (default /var/log/nginx/access.log, the image's link to stdout)
 #   NGINX_CACHE_DIR       (default /var/cache/nginx-imagehost: where that minute's copies are kept)
 #
@@ -77,9 +79,17 @@ case $(trim "${STORAGE:-}" | tr '[:upper:]' '[:lower:]') in
     s3) IMAGES_MISSING=@images_from_app ;;
     *) fail "STORAGE must be local or s3, not '${STORAGE}'" ;;
 esac
+APP_MORE_SERVERS=
+for upstream in $(printf '%s' "${APP_MORE_UPSTREAMS:-}" | tr ',' ' '); do
+    case $upstream in
+        *[!A-Za-z0-9.:-]* | *: | :* | *[!0-9]) fail "APP_MORE_UPSTREAMS takes host:port entries, not '$upstream'" ;;
+        *:*) APP_MORE_SERVERS="${APP_MORE_SERVERS}server $upstream; " ;;
+        *) fail "APP_MORE_UPSTREAMS takes host:port entries, not '$upstream'" ;;
+    esac
+done
 NGINX_ACCESS_LOG=${NGINX_ACCESS_LOG:-/var/log/nginx/access.log}
 NGINX_CACHE_DIR=${NGINX_CACHE_DIR:-/var/cache/nginx-imagehost}
-export NGINX_MAX_BODY NGINX_API_MAX_BODY NGINX_ZIP_MAX_BODY NGINX_ZIP_TIMEOUT NGINX_EXPORT_TIMEOUT IMAGES_AUTH_REQUEST IMAGES_CACHE_CONTROL NGINX_ACCESS_LOG NGINX_METRICS_PUBLIC IMAGES_MISSING NGINX_CACHE_DIR
+export NGINX_MAX_BODY NGINX_API_MAX_BODY NGINX_ZIP_MAX_BODY NGINX_ZIP_TIMEOUT NGINX_EXPORT_TIMEOUT IMAGES_AUTH_REQUEST IMAGES_CACHE_CONTROL NGINX_ACCESS_LOG NGINX_METRICS_PUBLIC IMAGES_MISSING NGINX_CACHE_DIR APP_MORE_SERVERS
 
 [ "$#" -gt 0 ] || fail "usage: nginx-env.sh COMMAND [ARG...]"
 exec "$@"

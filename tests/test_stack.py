@@ -50,6 +50,7 @@ TEMPLATE_VARIABLES = (
     "NGINX_METRICS_PUBLIC",
     "IMAGES_MISSING",
     "NGINX_CACHE_DIR",
+    "APP_MORE_SERVERS",
 )
 NGINX_ENV_SCRIPT = PROJECT_ROOT / "deploy" / "nginx-env.sh"
 # The app's settings that nginx-env.sh reads (compose passes these to the nginx service).
@@ -62,6 +63,7 @@ NGINX_SETTINGS = (
     "PRIVATE_IMAGES",
     "METRICS_PUBLIC",
     "STORAGE",
+    "APP_MORE_UPSTREAMS",
 )
 CURL = {"Accept": "*/*", "User-Agent": "curl/8.14.1"}
 TOO_LARGE = "The upload is larger than this server accepts."
