@@ -67,3 +67,11 @@ def test_set_app_processes_share_out_the_cores_unless_the_workers_are_set(monkey
     assert Settings.from_env({"WEB_CONCURRENCY": "3"}).worker_processes == 2
     assert Settings.from_env({"WEB_CONCURRENCY": "1", "WORKER_PROCESSES": "0"}).worker_processes == 0
     assert Settings.from_env({"WEB_CONCURRENCY": " 5 "}).web_concurrency == 5
+
+
+def test_an_instance_name_names_its_log():
+    assert Settings.from_env({}).log_file_name == "app.log"
+    assert Settings.from_env({"INSTANCE_NAME": " app-2 "}).log_file_name == "app-app-2.log"
+    for bad in ("../x", "a b", "-x", "x" * 64):
+        with pytest.raises(SettingsError, match="INSTANCE_NAME"):
+            Settings.from_env({"INSTANCE_NAME": bad})

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print("Migrations applied.")
         return 0
     settings = Settings.from_env()
-    configure_logging(settings.log_dir)
+    configure_logging(settings.log_dir, file_name=settings.log_file_name)
     if arguments.command == "thumbnails":
         looked, made = asyncio.run(regenerate_thumbnails(settings, everything=arguments.all))
         print(f"{made} of {looked} images got new thumbnails.")

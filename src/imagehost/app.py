@@ -122,7 +122,7 @@ def body_deadlines(seconds: float, longer: dict[str, float]) -> Any:
 
 def create_app(settings: Settings) -> Litestar:
     """Image work runs in WORKER_PROCESSES isolated processes started with the app (threads when 0)."""
-    configure_logging(settings.log_dir, settings.log_max_bytes, settings.log_backups)
+    configure_logging(settings.log_dir, settings.log_max_bytes, settings.log_backups, settings.log_file_name)
     log = action_log()
     store = ImageStore(settings.images_dir)
     service = ImageService(settings, store, files=image_files(settings, store))

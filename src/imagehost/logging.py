@@ -121,15 +121,18 @@ class SharedRotatingFileHandler(logging.Handler):
         super().close()
 
 
-def configure_logging(log_dir: Path, max_bytes: int = 1024 * 1024, backups: int = 5) -> None:
-    """Send the action log to LOG_DIR/app.log and stdout. Safe to call again (tests build many apps)."""
+def configure_logging(
+    log_dir: Path, max_bytes: int = 1024 * 1024, backups: int = 5, file_name: str = "app.log"
+) -> None:
+    """Send the action log to LOG_DIR/`file_name` (Settings.log_file_name) and stdout. Safe to call
+    again (tests build many apps)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     stdlib_logger = logging.getLogger(LOGGER_NAME)
     for handler in list(stdlib_logger.handlers):
         stdlib_logger.removeHandler(handler)
         handler.close()
     formatter = logging.Formatter("%(message)s")
-    file_handler = SharedRotatingFileHandler(log_dir / "app.log", max_bytes, backups)
+    file_handler = SharedRotatingFileHandler(log_dir / file_name, max_bytes, backups)
     stream_handler = logging.StreamHandler(sys.stdout)
     for handler in (file_handler, stream_handler):
         handler.setFormatter(formatter)

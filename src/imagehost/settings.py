@@ -124,6 +124,8 @@ class Settings:
     # App (uvicorn) processes of this instance (`python -m imagehost serve`); from the environment the
     # default is default_web_concurrency(the cores), and each process gets its own worker pool.
     web_concurrency: int = 1
+    # This instance's name among several sharing LOG_DIR: its log is app-<name>.log (empty: app.log).
+    instance_name: str = ""
     # Redis or Valkey for what the processes and instances share (rate limits); empty: PostgreSQL.
     redis_url: str = field(default="", repr=False)
     worker_processes: int = 2
@@ -184,6 +186,11 @@ class Settings:
     # from outside unless metrics_public (deploy/nginx-env.sh reads METRICS_PUBLIC by the same rule).
     metrics_token: str = field(default="", repr=False)
     metrics_public: bool = False
+
+    @property
+    def log_file_name(self) -> str:
+        """This instance's action log in LOG_DIR (rotated to <name>.1, <name>.2, ...)."""
+        return f"app-{self.instance_name}.log" if self.instance_name else "app.log"
 
     @property
     def max_request_bytes(self) -> int:
@@ -275,6 +282,10 @@ class Settings:
             values["s3_prefix"] = f"{prefix}/"
         if values.get("storage") == "s3" and not values.get("s3_bucket"):
             raise SettingsError("STORAGE=s3 needs S3_BUCKET")
+        if instance := env.get("INSTANCE_NAME", "").strip():
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", instance):
+                raise SettingsError("INSTANCE_NAME takes letters, digits, '.', '_' and '-' (at most 63)")
+            values["instance_name"] = instance
         if redis_url := env.get("REDIS_URL", "").strip():
             if not redis_url.startswith(("redis://", "rediss://", "unix://")):
                 raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")

@@ -79,3 +79,21 @@ def test_reading_backwards_crosses_block_boundaries(tmp_path):
     assert list(lines_backwards(path, block=64)) == list(reversed(lines))
     found = read_page(tmp_path, LogFilter(text="499"), 1)
     assert [entry.message for entry in found.entries] == ["xxxx 499".replace("xxxx", "x" * (499 % 7))]
+
+
+def test_an_instance_named_by_instance_name_reads_and_writes_its_own_log(make_client, settings):
+    """Two instances sharing LOG_DIR (compose's --profile s3): each logs to, and shows, its own file."""
+    write_rotated(settings, ["[2026-11-02 10:00:00] Success: image B.png uploaded (other.png, 9 bytes)."])
+    client = make_client(instance_name="app-2")
+    assert upload(client, png_bytes(), "mine.png").status_code == 201
+    own = entries(client)
+    assert own["log_file"] == "app-app-2.log"
+    messages = [entry["message"] for entry in own["entries"]]
+    assert any("(mine.png," in message for message in messages)
+    assert not any("other.png" in message for message in messages)  # the other instance's app.log
+    assert "mine.png" in (settings.log_dir / "app-app-2.log").read_text(encoding="utf-8")
+    assert "mine.png" not in (settings.log_dir / "app.log").read_text(encoding="utf-8")
+    page = client.get("/ops/logs", headers={**HTML, **OPERATOR})
+    assert "app-app-2.log" in page.text
+    tail = client.get("/logs?limit=5", headers=OPERATOR)
+    assert tail.status_code == 200 and "mine.png" in tail.text

@@ -66,5 +66,6 @@ async def read_logs(request: Request, limit: str | None = None) -> str:
     if principal.kind is not Kind.SERVICE_TOKEN:
         request.app.state.image_service.policy.require_admin(principal)
     count = whole_number("limit", limit, low=1, high=LOG_LIMIT_MAX, default=LOG_LIMIT_DEFAULT)
-    lines = tail_lines(request.app.state.settings.log_dir / "app.log", count)
+    settings = request.app.state.settings
+    lines = tail_lines(settings.log_dir / settings.log_file_name, count)
     return "\n".join(lines) + ("\n" if lines else "")

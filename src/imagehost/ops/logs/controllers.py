@@ -73,16 +73,26 @@ async def log_page(
         action=_word(action, 40), who=_word(who), text=_word(q), since=_day("from", from_), until=_day("to", to)
     )
     number = page_number(page)
-    found = await anyio.to_thread.run_sync(read_page, images.settings.log_dir, wanted, number)
+    settings = images.settings
+    found = await anyio.to_thread.run_sync(
+        lambda: read_page(settings.log_dir, wanted, number, name=settings.log_file_name)
+    )
     values = {"action": wanted.action, "who": wanted.who, "q": wanted.text, "from": from_, "to": to}
     query = urlencode({key: value for key, value in values.items() if value})
     return respond(
         request,
         page="ops/logs.html",
         fragment="ops/_log_entries.html",
-        context={"log": found, "values": values, "query": query, "actions": KNOWN_ACTIONS},
+        context={
+            "log": found,
+            "values": values,
+            "query": query,
+            "actions": KNOWN_ACTIONS,
+            "log_file": settings.log_file_name,
+        },
         json=lambda: {
             "status": "success",
+            "log_file": settings.log_file_name,
             "page": found.page,
             "has_next": found.has_next,
             "entries": [asdict(entry) for entry in found.entries],

@@ -54,12 +54,13 @@ class LogPage:
     has_next: bool
 
 
-def log_files(log_dir: Path) -> list[Path]:
-    """app.log, then app.log.1, app.log.2, ... as long as they exist: newest first."""
-    files = [log_dir / "app.log"]
+def log_files(log_dir: Path, name: str = "app.log") -> list[Path]:
+    """app.log (or this instance's, Settings.log_file_name), then app.log.1, app.log.2, ... as long
+    as they exist: newest first."""
+    files = [log_dir / name]
     number = 1
-    while (log_dir / f"app.log.{number}").exists():
-        files.append(log_dir / f"app.log.{number}")
+    while (log_dir / f"{name}.{number}").exists():
+        files.append(log_dir / f"{name}.{number}")
         number += 1
     return [path for path in files if path.exists()]
 
@@ -84,19 +85,19 @@ def lines_backwards(path: Path, block: int = BLOCK) -> Iterator[str]:
             yield rest.decode("utf-8", errors="replace")
 
 
-def entries_backwards(log_dir: Path) -> Iterator[LogEntry]:
-    for path in log_files(log_dir):
+def entries_backwards(log_dir: Path, name: str = "app.log") -> Iterator[LogEntry]:
+    for path in log_files(log_dir, name):
         for line in lines_backwards(path):
             match = LINE.match(line)
             if match:
                 yield LogEntry(match["time"], match["action"], match["message"])
 
 
-def read_page(log_dir: Path, wanted: LogFilter, page: int, size: int = PAGE_SIZE) -> LogPage:
+def read_page(log_dir: Path, wanted: LogFilter, page: int, size: int = PAGE_SIZE, name: str = "app.log") -> LogPage:
     """One page of the matching entries, newest first; blocking (run it in a thread)."""
     skip = (page - 1) * size
     found: list[LogEntry] = []
-    for entry in entries_backwards(log_dir):
+    for entry in entries_backwards(log_dir, name):
         if wanted.since and entry.day < wanted.since.isoformat():
             break  # older still from here on
         if not wanted.matches(entry):
