@@ -1,0 +1,169 @@
+"""STORAGE=s3 under faults, with real processes throughout (uvicorn, PostgreSQL, moto's S3 server behind
+its front, tests/s3server.py): the app killed with SIGKILL during uploads (the folder's crash test,
+tests/ops/test_faults.py, for the bucket). Afterwards, and once
+the pending records are old enough to be settled, every 201 has its row and its objects, no object
+under the test's prefix lives without its row, and nothing is left pending."""
+
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from imagehost.images.pipeline import sizes_below
+from imagehost.images.storage import THUMBS
+from tests.conftest import run_sql
+from tests.live import PROJECT_ROOT, free_port
+from tests.ops.test_faults import (
+    LAUNCHER,
+    CrashLedger,
+    Launcher,
+    _process_state,
+    crash_client,
+    keep_uploading,
+    wait_for,
+    with_suppressed_kill,
+)
+from tests.s3server import S3Server, s3_server  # noqa: F401
+
+SIZES = (160,)
+REQUEST_SECONDS = 60  # far above what an upload takes, even through the store's retries: a hang fails
+
+
+def bucket_keys(s3_server: S3Server, prefix: str) -> set[str]:
+    """Every key under `prefix`, without it, read straight from moto (not through the front)."""
+    s3 = s3_server.boto3_client()
+    found: set[str] = set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=s3_server.bucket, Prefix=prefix):
+        found.update(item["Key"].removeprefix(prefix) for item in page.get("Contents", []))
+    return found
+
+
+def settle(database_url: str) -> None:
+    """Make every pending record old enough for the next start to settle it (the grace is 10 minutes)."""
+    run_sql(database_url, "UPDATE pending_objects SET started_at = now() - interval '1 hour'")
+
+
+def pending(database_url: str) -> int:
+    return run_sql(database_url, "SELECT count(*) FROM pending_objects")[0][0]
+
+
+def assert_bucket_matches_rows(
+    s3_server: S3Server, prefix: str, database_url: str, app_url: str, accepted: dict[str, dict]
+) -> dict:
+    """What a user would check: each 201 has its row; each row has its original (the bytes the app serves,
+    with the row's size and SHA-256) and its thumbnails; no object without a row; nothing pending."""
+    rows = {
+        row["stored_name"]: row
+        for row in run_sql(database_url, "SELECT stored_name, sha256, size_bytes, width, height FROM images")
+    }
+    assert set(accepted) <= set(rows), f"answered 201 but no row: {sorted(set(accepted) - set(rows))[:5]}"
+    for name, answer in accepted.items():
+        assert rows[name]["size_bytes"] == answer["size"], name
+    keys = bucket_keys(s3_server, prefix)
+    expected = {
+        *rows,
+        *(
+            f"{THUMBS}/{size}/{name}.webp"
+            for name, row in rows.items()
+            for size in sizes_below(SIZES, row["width"], row["height"])
+        ),
+    }
+    assert keys == expected, {
+        "objects without a row": sorted(keys - expected)[:5],
+        "missing": sorted(expected - keys)[:5],
+    }
+    s3 = s3_server.boto3_client()
+    with httpx.Client(timeout=REQUEST_SECONDS) as client:
+        for name, row in rows.items():
+            stored = s3.get_object(Bucket=s3_server.bucket, Key=f"{prefix}{name}")["Body"].read()
+            assert len(stored) == row["size_bytes"] and hashlib.sha256(stored).hexdigest() == row["sha256"], name
+            served = client.get(f"{app_url}/images/{name}")
+            assert served.status_code == 200 and served.content == stored, name
+    assert pending(database_url) == 0
+    return rows
+
+
+def test_sigkill_during_uploads_to_the_bucket_loses_no_answered_upload_and_leaves_no_object_without_a_row(
+    clean_database, s3_server, tmp_path
+):
+    prefix = "crash/"
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{PROJECT_ROOT / 'src'}{os.pathsep}{PROJECT_ROOT}",
+        "DATABASE_URL": clean_database,
+        "IMAGES_DIR": str(tmp_path / "images"),
+        "LOG_DIR": str(tmp_path / "logs"),
+        "SECRET_KEY": "bucket-crash-secret",
+        "UPLOAD_RATE_LIMIT": "0",
+        "LOGIN_RATE_LIMIT": "0",
+        "WORKER_PROCESSES": "0",
+        "THUMBNAIL_SIZES": "160",
+        **s3_server.env(prefix),
+    }
+    output = (tmp_path / "launcher.out").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, str(port)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=output,
+        text=True,
+    )
+    launcher = Launcher(process, f"http://127.0.0.1:{port}")
+    ledger = CrashLedger()
+    rng = random.Random(20261125)
+    kills, pid = 0, 0
+    try:
+        uploaders = [crash_client() for _ in range(4)]
+        with ThreadPoolExecutor(max_workers=len(uploaders)) as pool:
+            while kills < 4:
+                pid = launcher.start()
+                stop = threading.Event()
+                work = [
+                    pool.submit(keep_uploading, client, launcher.url, ledger, stop, rng.randrange(10**9))
+                    for client in uploaders
+                ]
+                time.sleep(rng.uniform(0.5, 1.5))
+                os.kill(pid, signal.SIGKILL)
+                kills += 1
+                stop.set()
+                for future in work:
+                    future.result()
+        # The records the kills left are younger than the grace: age them, and the next start settles them.
+        left_pending = pending(clean_database)
+        settle(clean_database)
+        pid = launcher.start()
+        wait_for(lambda: pending(clean_database) == 0, 20, "every pending record settled at start")
+        rows = assert_bucket_matches_rows(s3_server, prefix, clean_database, launcher.url, ledger.accepted)
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not Path(f"/proc/{pid}").exists() or "zombie" in _process_state(pid), 15, "app stopped")
+    finally:
+        if process.stdin:
+            process.stdin.close()
+        with_suppressed_kill(pid)
+        process.wait(10)
+        output.close()
+
+    assert not ledger.unexpected, ledger.unexpected[:5]
+    log = (tmp_path / "logs" / "app.log").read_text(encoding="utf-8")
+    settled = log.count("interrupted upload or delete of")
+    print(
+        f"{kills} kills: {len(ledger.accepted)} uploads answered 201, {len(rows)} images at the end,"
+        f" {left_pending} records pending after the kills, {settled} settled"
+    )
+    assert len(ledger.accepted) >= 8, "too few uploads answered between the kills to test anything"
+    assert settled == left_pending > 0, "no kill landed while an upload was in flight: the test did not test that"
