@@ -1,6 +1,6 @@
 """STORAGE=s3 under faults, with real processes throughout (uvicorn, PostgreSQL, moto's S3 server behind
 its front, tests/s3server.py): the app killed with SIGKILL during uploads (the folder's crash test,
-tests/ops/test_faults.py, for the bucket). Afterwards, and once
+tests/ops/test_faults.py, for the bucket), and the bucket stopped during uploads. Afterwards, and once
 the pending records are old enough to be settled, every 201 has its row and its objects, no object
 under the test's prefix lives without its row, and nothing is left pending."""
 
@@ -24,7 +24,7 @@ import httpx
 from imagehost.images.pipeline import sizes_below
 from imagehost.images.storage import THUMBS
 from tests.conftest import run_sql
-from tests.live import PROJECT_ROOT, free_port
+from tests.live import PROJECT_ROOT, free_port, live_app
 from tests.ops.test_faults import (
     LAUNCHER,
     CrashLedger,
@@ -32,6 +32,7 @@ from tests.ops.test_faults import (
     _process_state,
     crash_client,
     keep_uploading,
+    small_png,
     wait_for,
     with_suppressed_kill,
 )
@@ -167,3 +168,83 @@ def test_sigkill_during_uploads_to_the_bucket_loses_no_answered_upload_and_leave
     )
     assert len(ledger.accepted) >= 8, "too few uploads answered between the kills to test anything"
     assert settled == left_pending > 0, "no kill landed while an upload was in flight: the test did not test that"
+
+
+def test_the_bucket_stopped_during_uploads_costs_503s_never_a_500_or_a_hang_and_loses_nothing(
+    clean_database, s3_server, tmp_path
+):
+    prefix = "outage/"
+    settings = {**s3_server.env(prefix), "THUMBNAIL_SIZES": "160"}
+    accepted: dict[str, dict] = {}
+    statuses: list[int] = []
+    problems: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def keep_uploading_through(url: str, seed: int) -> None:
+        with httpx.Client(timeout=REQUEST_SECONDS) as client:
+            while not stop.is_set():
+                seed += 1000
+                began = time.monotonic()
+                try:
+                    answer = client.post(
+                        f"{url}/upload",
+                        files={"file": ("outage.png", small_png(seed), "image/png")},
+                        headers={"Accept": "application/json"},
+                    )
+                except httpx.HTTPError as error:  # a timeout included: the app must always answer
+                    with lock:
+                        problems.append(f"no answer after {time.monotonic() - began:.1f} s: {error!r}")
+                    return
+                with lock:
+                    statuses.append(answer.status_code)
+                    if answer.status_code == 201:
+                        accepted[answer.json()["filename"]] = answer.json()
+                    elif answer.status_code != 503:
+                        problems.append(f"{answer.status_code} {answer.text[:200]}")
+
+    (tmp_path / "during").mkdir()
+    (tmp_path / "after").mkdir()
+    with live_app(clean_database, tmp_path / "during", **settings) as app:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            work = [pool.submit(keep_uploading_through, app.url, seed) for seed in range(4)]
+            try:
+                time.sleep(1.5)
+                before = len(statuses)
+                # Longer than the store's retries (about 3 s): uploads in flight and new ones get their 503.
+                with s3_server.stopped():
+                    time.sleep(5)
+                during = len(statuses) - before
+                time.sleep(2)
+            finally:
+                stop.set()
+            for future in work:
+                future.result()
+        assert not problems, problems[:5]
+        assert 503 in statuses and 201 in statuses, statuses
+        # Once the store is back, the app takes uploads again at once.
+        again = httpx.post(
+            f"{app.url}/upload",
+            files={"file": ("again.png", small_png(1), "image/png")},
+            headers={"Accept": "application/json"},
+            timeout=REQUEST_SECONDS,
+        )
+        assert again.status_code == 201, again.text
+        accepted[again.json()["filename"]] = again.json()
+    left_pending = pending(clean_database)
+    settle(clean_database)
+    with live_app(clean_database, tmp_path / "after", **settings) as app:
+        wait_for(lambda: pending(clean_database) == 0, 20, "every pending record settled at start")
+        rows = assert_bucket_matches_rows(s3_server, prefix, clean_database, app.url, accepted)
+        after = httpx.post(
+            f"{app.url}/upload",
+            files={"file": ("after.png", small_png(2), "image/png")},
+            headers={"Accept": "application/json"},
+            timeout=REQUEST_SECONDS,
+        )
+        assert after.status_code == 201, after.text
+        assert after.json()["filename"] in bucket_keys(s3_server, prefix)
+    print(
+        f"{statuses.count(201)} uploads answered 201, {statuses.count(503)} answered 503 ({during} while the store"
+        f" was down); {left_pending} records pending after the outage, {len(rows)} images at the end"
+    )

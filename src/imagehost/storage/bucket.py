@@ -99,18 +99,24 @@ class BucketImageStore:
     async def write_provisional(
         self, stored_name: str, content: bytes, thumbnails: dict[int, bytes]
     ) -> BucketProvisional:
-        """The record, then the thumbnails and the original. On failure nothing of them is left."""
+        """The record, then the thumbnails and the original. On failure none of them stays for longer
+        than the settling after SETTLE_AFTER: the ones written are removed at once as far as the store
+        lets us, and the record stays for the settling, since a write the store did not answer in
+        time may still land after that removal."""
         extension = stored_name.rsplit(".", 1)[-1]
         writes = [(thumbnail_key(size, stored_name), data, "image/webp") for size, data in thumbnails.items()]
         writes.append((original_key(stored_name), content, CONTENT_TYPES.get(extension, "application/octet-stream")))
         provisional = await self.provisional(stored_name, [key for key, _, _ in writes])
-        try:
-            await asyncio.gather(*(self.objects.put(key, data, kind) for key, data, kind in writes))
-        except BaseException:
-            # The bucket or the database gone too: the record stays, and the next settling removes them.
-            with contextlib.suppress(Exception):
-                await asyncio.shield(provisional.discard())
-            raise
+        # Every write to its end (a failed one does not stop the others), so that the removal below
+        # comes after each of them, not beside one still being retried.
+        outcomes = await asyncio.gather(
+            *(self.objects.put(key, data, kind) for key, data, kind in writes), return_exceptions=True
+        )
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failures:
+            with contextlib.suppress(Exception):  # the bucket may still be away: the settling retries
+                await asyncio.shield(self.delete_keys(provisional.keys))
+            raise failures[0]
         return provisional
 
     async def removal(self, stored_name: str) -> BucketProvisional:
