@@ -198,7 +198,16 @@ check_stack() {
     expect_status 200 -X DELETE "$delete_url"
     expect_status 404 "$url"
     key=${delete_url##*key=}
-    compose logs --no-color nginx | grep -q "DELETE /delete/$id?\[redacted\]" || fail "nginx logged no delete"
+    # Docker hands a container's stdout to `compose logs` a moment after it is written: wait for it.
+    logged=""
+    for _ in $(seq 50); do
+        if compose logs --no-color nginx | grep -q "DELETE /delete/$id?\[redacted\]"; then
+            logged=yes
+            break
+        fi
+        sleep 0.2
+    done
+    [ -n "$logged" ] || fail "nginx logged no delete"
     if compose logs --no-color app nginx | grep -qF "$key"; then
         fail "a delete key is in the access logs"
     fi
