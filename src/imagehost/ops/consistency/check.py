@@ -22,10 +22,12 @@ from imagehost.images.storage import THUMBS, ImageStore
 from imagehost.images.tables import Image
 from imagehost.logging import action_log
 from imagehost.ops import state
+from imagehost.ops.consistency.bucket_scan import examine_objects, listed_names
 from imagehost.ops.consistency.repair import MISSING_ROW_CHOICES, Repair
 from imagehost.ops.consistency.report import CheckReport, Finding, save_report
 from imagehost.ops.consistency.scan import RECENT_SECONDS, OnDisk, examine, list_stored_files, next_chunk
 from imagehost.settings import Settings
+from imagehost.storage.objects import ObjectStore
 
 ROW_BATCH = 500
 FILE_BATCH = 1000
@@ -41,6 +43,12 @@ class ConsistencyCheck:
     def __init__(self, settings: Settings, store: ImageStore, workers: Any = None) -> None:
         self.settings = settings
         self.store = store
+        # STORAGE=s3: the rows against the bucket instead of IMAGES_DIR (bucket_scan.py).
+        self.objects: ObjectStore | None = None
+        if settings.storage == "s3":
+            from imagehost.storage.s3 import S3ObjectStore
+
+            self.objects = S3ObjectStore(settings)
         self.workers = workers or ThreadRunner()
         self.log = action_log()
 
@@ -51,8 +59,8 @@ class ConsistencyCheck:
         first LISTED_FINDINGS."""
         if repair not in (None, *MISSING_ROW_CHOICES):
             raise ValueError(f"repair must be None or one of {MISSING_ROW_CHOICES}, not {repair!r}")
-        if self.settings.storage != "local":  # it reads IMAGES_DIR: against a bucket, every file would look lost
-            raise NotWithBucket(what="The consistency check")
+        if repair and self.settings.storage != "local":  # repair moves files within IMAGES_DIR
+            raise NotWithBucket(what="Repair")
         database_url = self.settings.database_url
         try:
             report = await self._run(repair, by, on_finding)
@@ -120,6 +128,10 @@ class ConsistencyCheck:
         async for finding in self._check_rows(report):
             yield finding
         recent_before = time.time() - RECENT_SECONDS
+        if self.objects is not None:
+            async for finding in self._check_objects(report, recent_before):
+                yield finding
+            return
         async for finding in self._check_files(report, self.store.root, "", recent_before):
             yield finding
         thumbs = self.store.root / THUMBS
@@ -153,14 +165,17 @@ class ConsistencyCheck:
             if not rows:
                 return
             last_id = rows[-1]["id"]
-            step = -(-len(rows) // HASH_THREADS)
-            parts = await asyncio.gather(
-                *(
-                    anyio.to_thread.run_sync(examine, self.store, rows[start : start + step], wanted)
-                    for start in range(0, len(rows), step)
+            if self.objects is not None:
+                found = await examine_objects(self.objects, rows, wanted)
+            else:
+                step = -(-len(rows) // HASH_THREADS)
+                parts = await asyncio.gather(
+                    *(
+                        anyio.to_thread.run_sync(examine, self.store, rows[start : start + step], wanted)
+                        for start in range(0, len(rows), step)
+                    )
                 )
-            )
-            found = [item for part in parts for item in part]
+                found = [item for part in parts for item in part]
             report.rows += len(rows)
             gone = await self._still_there(
                 [row["id"] for row, disk in zip(rows, found, strict=True) if not disk.exists]
@@ -237,6 +252,35 @@ class ConsistencyCheck:
                         yield Finding("orphan_file", name)
         finally:
             entries.close()
+
+    async def _check_objects(self, report: CheckReport, recent_before: float) -> AsyncIterator[Finding]:
+        """The bucket's objects (listed a page at a time) whose stored name no row has."""
+        assert self.objects is not None
+        listing = listed_names(self.objects, recent_before)
+        chunk: list[tuple[str, int, bool]] = []
+        done = False
+        while not done:
+            try:
+                chunk.append(await anext(listing))
+            except StopAsyncIteration:
+                done = True
+            if chunk and (done or len(chunk) >= FILE_BATCH):
+                known = await Image.select(Image.stored_name).where(Image.stored_name.is_in([n for n, _, _ in chunk]))
+                named = {row["stored_name"] for row in known}
+                for name, size, old_enough in chunk:
+                    if size:
+                        report.thumbnails += 1
+                    else:
+                        report.files += 1
+                    if name in named:
+                        continue
+                    if not old_enough:
+                        report.skipped_recent += 1  # judged by the next check
+                    elif size:
+                        yield Finding("orphan_thumbnail", name, sizes=(size,))
+                    else:
+                        yield Finding("orphan_file", name)
+                chunk = []
 
     # -- Repair ---------------------------------------------------------------------------------
 
