@@ -22,6 +22,8 @@ class ImageHostError(Exception):
     # The app.log wording (English, never translated); defaults to the message itself.
     log_template = ""
     log_action = "Error"
+    # Seconds after which trying again makes sense, sent as Retry-After; None: no such advice.
+    retry_after: int | None = None
 
     def __init__(self, **params: Any) -> None:
         self.params = params
@@ -143,7 +145,7 @@ class NotWithBucket(ImageHostError):
 
 
 class ExportsBusy(ImageHostError):
-    """More exports at once than EXPORT_CONCURRENCY: refused at once (the web layer adds Retry-After)."""
+    """More exports at once than EXPORT_CONCURRENCY: refused at once, with Retry-After."""
 
     template = N_(
         "Too many exports are being made right now (at most {limit} at once): please try again in {seconds} seconds."
@@ -152,7 +154,7 @@ class ExportsBusy(ImageHostError):
     log_action = "Refused"
 
     @property
-    def retry_after(self) -> int:
+    def retry_after(self) -> int:  # type: ignore[override]
         return int(self.params["seconds"])
 
 

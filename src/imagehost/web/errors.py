@@ -188,7 +188,7 @@ def handle_domain_error(request: Request, error: ImageHostError) -> Response:
     response = error_response(request, status_code, _translate(request, error))
     if status_code == 401 and not isinstance(error, errors.SignInRequired):
         response.headers["WWW-Authenticate"] = 'Bearer realm="ImageHost API"'
-    if isinstance(error, errors.ExportsBusy):
+    if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
     return response
 
