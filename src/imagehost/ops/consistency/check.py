@@ -234,24 +234,31 @@ class ConsistencyCheck:
         size = int(folder.name) if suffix else 0
         try:
             while chunk := await anyio.to_thread.run_sync(next_chunk, entries, FILE_BATCH):
-                if suffix:
-                    report.thumbnails += len(chunk)
-                else:
-                    report.files += len(chunk)
-                names = [name for name, _ in chunk]
-                known = await Image.select(Image.stored_name).where(Image.stored_name.is_in(names))
-                named = {row["stored_name"] for row in known}
-                for name, old_enough in chunk:
-                    if name in named:
-                        continue
-                    if not old_enough:
-                        report.skipped_recent += 1  # judged by the next check
-                    elif suffix:
-                        yield Finding("orphan_thumbnail", name, sizes=(size,))
-                    else:
-                        yield Finding("orphan_file", name)
+                for finding in await self._orphans(report, [(name, size, old_enough) for name, old_enough in chunk]):
+                    yield finding
         finally:
             entries.close()
+
+    async def _orphans(self, report: CheckReport, chunk: list[tuple[str, int, bool]]) -> list[Finding]:
+        """Of these (stored name, thumbnail size or 0 for an original, old enough to judge), the
+        ones no row names: orphans, counted in `report` with the rest."""
+        known = await Image.select(Image.stored_name).where(Image.stored_name.is_in([name for name, _, _ in chunk]))
+        named = {row["stored_name"] for row in known}
+        found = []
+        for name, size, old_enough in chunk:
+            if size:
+                report.thumbnails += 1
+            else:
+                report.files += 1
+            if name in named:
+                continue
+            if not old_enough:
+                report.skipped_recent += 1  # judged by the next check
+            elif size:
+                found.append(Finding("orphan_thumbnail", name, sizes=(size,)))
+            else:
+                found.append(Finding("orphan_file", name))
+        return found
 
     async def _check_objects(self, report: CheckReport, recent_before: float) -> AsyncIterator[Finding]:
         """The bucket's objects (listed a page at a time) whose stored name no row has."""
@@ -265,21 +272,8 @@ class ConsistencyCheck:
             except StopAsyncIteration:
                 done = True
             if chunk and (done or len(chunk) >= FILE_BATCH):
-                known = await Image.select(Image.stored_name).where(Image.stored_name.is_in([n for n, _, _ in chunk]))
-                named = {row["stored_name"] for row in known}
-                for name, size, old_enough in chunk:
-                    if size:
-                        report.thumbnails += 1
-                    else:
-                        report.files += 1
-                    if name in named:
-                        continue
-                    if not old_enough:
-                        report.skipped_recent += 1  # judged by the next check
-                    elif size:
-                        yield Finding("orphan_thumbnail", name, sizes=(size,))
-                    else:
-                        yield Finding("orphan_file", name)
+                for finding in await self._orphans(report, chunk):
+                    yield finding
                 chunk = []
 
     # -- Repair ---------------------------------------------------------------------------------
