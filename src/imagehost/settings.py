@@ -188,6 +188,11 @@ class Settings:
     metrics_public: bool = False
 
     @property
+    def in_bucket(self) -> bool:
+        """STORAGE=s3: the images' files are not in IMAGES_DIR."""
+        return self.storage == "s3"
+
+    @property
     def log_file_name(self) -> str:
         """This instance's action log in LOG_DIR (rotated to <name>.1, <name>.2, ...)."""
         return f"app-{self.instance_name}.log" if self.instance_name else "app.log"

@@ -260,7 +260,7 @@ class CatalogueExportController(Controller):
         gettext = gettext_of(request)
         widths = header_widths(header, [c.width for c in chosen])
         limit = images.settings.export_thumbnail_rows if pictures else 0
-        if pictures and images.settings.storage != "local":  # the sheet's pictures are read from IMAGES_DIR
+        if pictures and images.settings.in_bucket:  # the sheet's pictures are read from IMAGES_DIR
             raise NotWithBucket(what="Pictures in catalogue sheets")
         if pictures:
             header, widths = [gettext(THUMBNAIL), *header], [THUMBNAIL_COLUMN_WIDTH, *widths]

@@ -390,7 +390,7 @@ class CatalogueController(Controller):
             "Content-Disposition": content_disposition(image.download_name),
         }
         images.store.path_of(image.stored_name)  # refuses a row that names no stored file
-        if images.settings.accel_downloads and images.settings.storage == "local":
+        if images.settings.accel_downloads and not images.settings.in_bucket:
             # nginx sends the file itself from its internal location; the app only says which one.
             return Response(
                 b"",

@@ -9,15 +9,24 @@ if TYPE_CHECKING:
     from imagehost.images.storage import ImageStore
     from imagehost.settings import Settings
     from imagehost.storage.files import ImageFiles
+    from imagehost.storage.objects import ObjectStore
+
+
+def object_store(settings: Settings) -> ObjectStore | None:
+    """The bucket of STORAGE=s3, or None for the folder."""
+    if not settings.in_bucket:
+        return None
+    from imagehost.storage.s3 import S3ObjectStore
+
+    return S3ObjectStore(settings)
 
 
 def image_files(settings: Settings, store: ImageStore) -> ImageFiles:
     """STORAGE=s3: the bucket; otherwise the folder `store` (IMAGES_DIR)."""
-    if settings.storage == "s3":
+    if (objects := object_store(settings)) is not None:
         from imagehost.storage.bucket import BucketImageStore
-        from imagehost.storage.s3 import S3ObjectStore
 
-        return BucketImageStore(S3ObjectStore(settings), settings.thumbnail_sizes)
+        return BucketImageStore(objects, settings.thumbnail_sizes)
     from imagehost.storage.local import LocalFiles
 
     return LocalFiles(store)

@@ -144,7 +144,7 @@ async def make_backup(settings: Settings, *, now: Callable[[], dt.datetime] | No
 
 
 async def _write_backup(settings: Settings, clock: Callable[[], dt.datetime]) -> BackupResult:
-    if settings.storage != "local":  # it archives IMAGES_DIR
+    if settings.in_bucket:  # it archives IMAGES_DIR
         raise BackupError("backups do not cover STORAGE=s3 yet: back up the bucket with the store's own tools")
     backup_dir = settings.backup_dir
     started = time.monotonic()

@@ -307,7 +307,7 @@ async def restore_backup(
     backup is not signed with it, unless `trust`; RestoreCancelled when `confirm` says no (nothing
     changed), BackupError when the restore itself fails.
     """
-    if settings.storage != "local":  # it restores into IMAGES_DIR
+    if settings.in_bucket:  # it restores into IMAGES_DIR
         raise BackupError("restore does not cover STORAGE=s3 yet")
     log = action_log()
     started = time.monotonic()

@@ -27,6 +27,7 @@ from imagehost.ops.consistency.repair import MISSING_ROW_CHOICES, Repair
 from imagehost.ops.consistency.report import CheckReport, Finding, save_report
 from imagehost.ops.consistency.scan import RECENT_SECONDS, OnDisk, examine, list_stored_files, next_chunk
 from imagehost.settings import Settings
+from imagehost.storage import object_store
 from imagehost.storage.objects import ObjectStore
 
 ROW_BATCH = 500
@@ -44,11 +45,7 @@ class ConsistencyCheck:
         self.settings = settings
         self.store = store
         # STORAGE=s3: the rows against the bucket instead of IMAGES_DIR (bucket_scan.py).
-        self.objects: ObjectStore | None = None
-        if settings.storage == "s3":
-            from imagehost.storage.s3 import S3ObjectStore
-
-            self.objects = S3ObjectStore(settings)
+        self.objects: ObjectStore | None = object_store(settings)
         self.workers = workers or ThreadRunner()
         self.log = action_log()
 
@@ -59,7 +56,7 @@ class ConsistencyCheck:
         first LISTED_FINDINGS."""
         if repair not in (None, *MISSING_ROW_CHOICES):
             raise ValueError(f"repair must be None or one of {MISSING_ROW_CHOICES}, not {repair!r}")
-        if repair and self.settings.storage != "local":  # repair moves files within IMAGES_DIR
+        if repair and self.settings.in_bucket:  # repair moves files within IMAGES_DIR
             raise NotWithBucket(what="Repair")
         database_url = self.settings.database_url
         try:
