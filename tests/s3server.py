@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live import PROJECT_ROOT, free_port, require
+from tests.live import PROJECT_ROOT, free_port, require, wait_until_healthy
 
 REGION = "us-east-1"
 BUCKET = "imagehost-test"
@@ -71,10 +71,9 @@ class S3Server:
             "S3_PREFIX": prefix,
         }
 
-    def settings(self, **overrides: str):
-        from imagehost.settings import Settings
-
-        values = {
+    def changes(self) -> dict[str, str]:
+        """The settings that point an app at this bucket, as Settings fields (make_client(**changes))."""
+        return {
             "storage": "s3",
             "s3_endpoint_url": self.endpoint,
             "s3_bucket": self.bucket,
@@ -82,7 +81,11 @@ class S3Server:
             "s3_access_key_id": self.access_key_id,
             "s3_secret_access_key": self.secret_access_key,
         }
-        return dataclasses.replace(Settings(), **{**values, **overrides})
+
+    def settings(self, **overrides: str):
+        from imagehost.settings import Settings
+
+        return dataclasses.replace(Settings(), **{**self.changes(), **overrides})
 
     def boto3_client(self):
         """An independent client straight to moto (bypasses the front), to look into the bucket."""
@@ -183,7 +186,10 @@ def s3_server_process(workdir: Path) -> Iterator[S3Server]:
     )
     server: S3Server | None = None
     try:
-        _wait_for_moto(moto_endpoint, moto, workdir / "moto.log")
+        log = workdir / "moto.log"
+        wait_until_healthy(
+            f"{moto_endpoint}/moto-api/", moto, "moto", lambda: log.read_text(errors="replace"), STARTUP_SECONDS
+        )
         access_key_id, secret_access_key = _set_up(moto_endpoint)
         server = S3Server(
             endpoint=f"http://127.0.0.1:{free_port()}",
@@ -227,21 +233,6 @@ def _set_up(moto_endpoint: str) -> tuple[str, str]:
     boto3.client("s3", **anyone).create_bucket(Bucket=BUCKET)
     httpx.post(f"{moto_endpoint}/moto-api/reset-auth", content=b"0").raise_for_status()
     return key["AccessKeyId"], key["SecretAccessKey"]
-
-
-def _wait_for_moto(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"moto exited: {log.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{url}/moto-api/", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"moto did not answer {url} in {STARTUP_SECONDS} s")
-        time.sleep(0.05)
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, name: str) -> None:

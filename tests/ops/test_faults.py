@@ -159,6 +159,7 @@ class Launcher:
     process: subprocess.Popen
     url: str
     probe: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=1))
+    pid: int = 0  # the last app forked
 
     def start(self) -> int:
         """Fork a new app process; return its pid once it answers (its lifespan has run: uvicorn
@@ -166,7 +167,7 @@ class Launcher:
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write("start\n")
         self.process.stdin.flush()
-        pid = int(self.process.stdout.readline())
+        pid = self.pid = int(self.process.stdout.readline())
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -229,22 +230,25 @@ def keep_deleting(client: httpx.Client, url: str, ledger: CrashLedger, stop: thr
                 ledger.unexpected.append(f"delete: {answer.status_code} {answer.text[:200]}")
 
 
-def test_sigkill_at_random_moments_loses_no_answered_upload_and_leaves_no_debris(clean_database, tmp_path):
+@contextlib.contextmanager
+def crash_launcher(database_url: str, workdir: Path, **settings: str) -> Iterator[Launcher]:
+    """The crash tests' launcher (LAUNCHER) on a free port, with `settings` over the defaults below;
+    at the end its last app is killed and the launcher stopped."""
     port = free_port()
-    images_dir, log_dir = tmp_path / "images", tmp_path / "logs"
     env = {
         **os.environ,
         "PYTHONPATH": f"{PROJECT_ROOT / 'src'}{os.pathsep}{PROJECT_ROOT}",
-        "DATABASE_URL": clean_database,
-        "IMAGES_DIR": str(images_dir),
-        "LOG_DIR": str(log_dir),
+        "DATABASE_URL": database_url,
+        "IMAGES_DIR": str(workdir / "images"),
+        "LOG_DIR": str(workdir / "logs"),
         "SECRET_KEY": "crash-test-secret",
         "UPLOAD_RATE_LIMIT": "0",
         "LOGIN_RATE_LIMIT": "0",
         "WORKER_PROCESSES": "0",
         "THUMBNAIL_SIZES": "160",
+        **settings,
     }
-    output = (tmp_path / "launcher.out").open("wb")
+    output = (workdir / "launcher.out").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-c", LAUNCHER, str(port)],
         env=env,
@@ -255,12 +259,23 @@ def test_sigkill_at_random_moments_loses_no_answered_upload_and_leaves_no_debris
         text=True,
     )
     launcher = Launcher(process, f"http://127.0.0.1:{port}")
+    try:
+        yield launcher
+    finally:
+        if process.stdin:
+            process.stdin.close()
+        with_suppressed_kill(launcher.pid)
+        process.wait(10)
+        output.close()
+
+
+def test_sigkill_at_random_moments_loses_no_answered_upload_and_leaves_no_debris(clean_database, tmp_path):
+    images_dir, log_dir = tmp_path / "images", tmp_path / "logs"  # crash_launcher's
     ledger = CrashLedger()
     rng = random.Random(20261124)
     kills = 0
     started = time.monotonic()
-    pid = 0
-    try:
+    with crash_launcher(clean_database, tmp_path) as launcher:
         uploaders, deleter = [crash_client() for _ in range(6)], crash_client()
         with ThreadPoolExecutor(max_workers=8) as pool:
             while kills < 100:
@@ -281,12 +296,6 @@ def test_sigkill_at_random_moments_loses_no_answered_upload_and_leaves_no_debris
         pid = launcher.start()
         os.kill(pid, signal.SIGTERM)
         wait_for(lambda: not Path(f"/proc/{pid}").exists() or "zombie" in _process_state(pid), 15, "app stopped")
-    finally:
-        if process.stdin:
-            process.stdin.close()
-        with_suppressed_kill(pid)
-        process.wait(10)
-        output.close()
     elapsed = time.monotonic() - started
 
     assert not ledger.unexpected, ledger.unexpected[:5]

@@ -7,7 +7,6 @@ crash leaves is settled by the rows; what does not cover the bucket yet says so.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from datetime import timedelta
 
@@ -25,11 +24,7 @@ def bucket_client(make_client, s3_server, settings):
     s3 = s3_server.boto3_client()
     for found in s3.list_objects_v2(Bucket=s3_server.bucket).get("Contents", []):
         s3.delete_object(Bucket=s3_server.bucket, Key=found["Key"])
-    bucket = s3_server.settings()
-    changes = {
-        field.name: getattr(bucket, field.name) for field in dataclasses.fields(bucket) if field.name.startswith("s3_")
-    }
-    return make_client(storage="s3", thumbnail_sizes=SIZES, **changes)
+    return make_client(**s3_server.changes(), thumbnail_sizes=SIZES)
 
 
 def keys(s3_server) -> set[str]:
@@ -174,11 +169,7 @@ def test_a_zip_of_an_album_goes_into_the_bucket_and_comes_back_out_of_it(bucket_
 
 
 def test_the_conversion_api_stores_and_fetches_through_the_bucket_and_head_has_no_body(make_client, s3_server):
-    bucket = s3_server.settings()
-    changes = {
-        field.name: getattr(bucket, field.name) for field in dataclasses.fields(bucket) if field.name.startswith("s3_")
-    }
-    client = make_client(storage="s3", api_tokens=("convert-token",), **changes)
+    client = make_client(**s3_server.changes(), api_tokens=("convert-token",))
     auth = {"Authorization": "Bearer convert-token"}
     made = client.post("/api/images", files={"file": ("p.png", png_bytes(64, 48), "image/png")}, headers=auth)
     assert made.status_code == 201, made.text

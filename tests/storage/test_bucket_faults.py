@@ -12,8 +12,6 @@ import hashlib
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,17 +22,15 @@ import httpx
 from imagehost.images.pipeline import sizes_below
 from imagehost.images.storage import THUMBS
 from tests.conftest import run_sql
-from tests.live import PROJECT_ROOT, free_port, live_app
+from tests.live import live_app
 from tests.ops.test_faults import (
-    LAUNCHER,
     CrashLedger,
-    Launcher,
     _process_state,
     crash_client,
+    crash_launcher,
     keep_uploading,
     small_png,
     wait_for,
-    with_suppressed_kill,
 )
 from tests.s3server import S3Server, s3_server  # noqa: F401
 
@@ -100,35 +96,12 @@ def test_sigkill_during_uploads_to_the_bucket_loses_no_answered_upload_and_leave
     clean_database, s3_server, tmp_path
 ):
     prefix = "crash/"
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{PROJECT_ROOT / 'src'}{os.pathsep}{PROJECT_ROOT}",
-        "DATABASE_URL": clean_database,
-        "IMAGES_DIR": str(tmp_path / "images"),
-        "LOG_DIR": str(tmp_path / "logs"),
-        "SECRET_KEY": "bucket-crash-secret",
-        "UPLOAD_RATE_LIMIT": "0",
-        "LOGIN_RATE_LIMIT": "0",
-        "WORKER_PROCESSES": "0",
-        "THUMBNAIL_SIZES": "160",
-        **s3_server.env(prefix),
-    }
-    output = (tmp_path / "launcher.out").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-c", LAUNCHER, str(port)],
-        env=env,
-        cwd=PROJECT_ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=output,
-        text=True,
-    )
-    launcher = Launcher(process, f"http://127.0.0.1:{port}")
     ledger = CrashLedger()
     rng = random.Random(20261125)
-    kills, pid = 0, 0
-    try:
+    kills = 0
+    with crash_launcher(
+        clean_database, tmp_path, SECRET_KEY="bucket-crash-secret", **s3_server.env(prefix)
+    ) as launcher:
         uploaders = [crash_client() for _ in range(4)]
         with ThreadPoolExecutor(max_workers=len(uploaders)) as pool:
             while kills < 4:
@@ -152,12 +125,6 @@ def test_sigkill_during_uploads_to_the_bucket_loses_no_answered_upload_and_leave
         rows = assert_bucket_matches_rows(s3_server, prefix, clean_database, launcher.url, ledger.accepted)
         os.kill(pid, signal.SIGTERM)
         wait_for(lambda: not Path(f"/proc/{pid}").exists() or "zombie" in _process_state(pid), 15, "app stopped")
-    finally:
-        if process.stdin:
-            process.stdin.close()
-        with_suppressed_kill(pid)
-        process.wait(10)
-        output.close()
 
     assert not ledger.unexpected, ledger.unexpected[:5]
     log = (tmp_path / "logs" / "app.log").read_text(encoding="utf-8")
