@@ -89,6 +89,20 @@ def add_file(tar: tarfile.TarFile, arcname: str, path: Path) -> tuple[int, str]:
     return reader.size, reader.digest.hexdigest()
 
 
+def add_stream(tar: tarfile.TarFile, arcname: str, size: int, mtime: float, source: IO[bytes]) -> tuple[int, str]:
+    """Add `size` bytes read from `source` (an object of the bucket, as it is streamed); returns
+    (size, sha256). OSError when `source` gives fewer or more bytes than `size`."""
+    member = tarfile.TarInfo(arcname)
+    member.size = size
+    member.mtime = int(mtime)
+    member.mode = 0o644
+    reader = _HashingReader(source)
+    tar.addfile(member, reader)  # type: ignore[arg-type]  # OSError("unexpected end of data") when short
+    if source.read(1):
+        raise OSError(f"{arcname} is longer than the {size} bytes its store announced")
+    return reader.size, reader.digest.hexdigest()
+
+
 def add_bytes(tar: tarfile.TarFile, arcname: str, content: bytes) -> None:
     import io
 
@@ -106,6 +120,7 @@ class UnpackedBackup:
     files_root: Path
     manifest_bytes: bytes = b""  # as signed
     signature: str | None = None  # the manifest's HMAC, when the backup carries one
+    archive: Path | None = None  # the file it was unpacked from
 
     @property
     def name(self) -> str:
@@ -128,11 +143,21 @@ def _copy_member(source: IO[bytes], target: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def unpack_verified(archive: Path, staging: Path) -> UnpackedBackup:
+def _hash_member(source: IO[bytes]) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := source.read(CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def unpack_verified(archive: Path, staging: Path, *, files_to_disk: bool = True) -> UnpackedBackup:
     """Unpack `archive` into `staging` and check all of it against its manifest. Raises BackupInvalid.
 
     One pass over the archive: every member is hashed while it is written out. Nothing outside
-    `staging` is touched.
+    `staging` is touched. Without `files_to_disk` (a restore into a bucket) only the dump is written
+    out and the files are hashed, not kept: `files_in` reads them again from the archive.
     """
     if not archive.is_file():
         raise BackupInvalid(f"{archive} does not exist or is not a file")
@@ -171,7 +196,7 @@ def unpack_verified(archive: Path, staging: Path) -> UnpackedBackup:
                 elif inside == DUMP:
                     seen[inside] = _copy_member(source, staging / DUMP)
                 elif inside.startswith(f"{FILES}/"):
-                    seen[inside] = _copy_member(source, staging / inside)
+                    seen[inside] = _copy_member(source, staging / inside) if files_to_disk else _hash_member(source)
                 else:
                     raise BackupInvalid(f"{archive.name} holds an unexpected entry {member.name!r}")
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
@@ -194,7 +219,33 @@ def unpack_verified(archive: Path, staging: Path) -> UnpackedBackup:
         files_root=staging / FILES,
         manifest_bytes=manifest_bytes,
         signature=signature,
+        archive=archive,
     )
+
+
+def files_in(unpacked: UnpackedBackup) -> Iterator[tuple[dict[str, Any], bytes]]:
+    """(manifest entry, content) of every file of a backup already checked by unpack_verified, read
+    from its archive again, one at a time: each is checked against the manifest once more (the file
+    may have been replaced since), BackupInvalid otherwise. A file is held in memory whole (an image
+    is an upload's size at most)."""
+    assert unpacked.archive is not None
+    by_path = {f"{unpacked.name}/{FILES}/{entry['path']}": entry for entry in unpacked.manifest["files"]}
+    try:
+        with tarfile.open(unpacked.archive, "r:gz") as tar:
+            for member in tar:
+                entry = by_path.get(member.name)
+                if entry is None or not member.isfile():
+                    continue
+                source = tar.extractfile(member)
+                assert source is not None
+                content = source.read(entry["size"] + 1)
+                if len(content) != entry["size"] or hashlib.sha256(content).hexdigest() != entry["sha256"]:
+                    raise BackupInvalid(f"{unpacked.archive.name} changed while it was restored ({entry['path']})")
+                yield entry, content
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise BackupInvalid(
+            f"{unpacked.archive.name} changed while it was restored ({type(error).__name__}: {error})"
+        ) from None
 
 
 def _parse_manifest(archive_name: str, content: bytes) -> dict[str, Any]:

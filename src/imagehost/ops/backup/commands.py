@@ -9,12 +9,14 @@ from pathlib import Path
 import asyncpg
 
 from imagehost.ops.backup.archive import UnpackedBackup
-from imagehost.ops.backup.errors import BackupError, BackupInvalid, RestoreCancelled
+from imagehost.ops.backup.bucket import place_of
+from imagehost.ops.backup.errors import BackupError, BackupInvalid, BucketNotEmpty, RestoreCancelled
 from imagehost.ops.backup.make import make_backup
 from imagehost.ops.backup.postgres import libpq_target
 from imagehost.ops.backup.report import human_bytes
 from imagehost.ops.backup.restore import QUARANTINE, restore_backup
 from imagehost.settings import Settings
+from imagehost.storage import object_store
 
 
 def backup_command(settings: Settings) -> int:
@@ -30,11 +32,17 @@ def backup_command(settings: Settings) -> int:
 def _ask(unpacked: UnpackedBackup, settings: Settings) -> bool:
     manifest = unpacked.manifest
     target, _ = libpq_target(settings.database_url)
+    objects = object_store(settings)
+    files = (
+        f"the files in {settings.images_dir} (files not in the backup are moved to "
+        f"{settings.images_dir / QUARANTINE}, not deleted)"
+        if objects is None
+        else f"puts its files into {place_of(objects)}, which holds no images"
+    )
     print(
         f"{unpacked.name} (made {manifest['created_at']}, ImageHost {manifest['app_version']}) is complete and sound: "
         f"{unpacked.image_rows} images, {manifest['file_count']} files ({human_bytes(manifest['file_bytes'])}).\n"
-        f"Restoring replaces the database {target} and the files in {settings.images_dir} "
-        f"(files not in the backup are moved to {settings.images_dir / QUARANTINE}, not deleted)."
+        f"Restoring replaces the database {target} and {files}."
     )
     if not sys.stdin.isatty():
         print("Not asked on a terminal: add --yes to restore without asking.", file=sys.stderr)
@@ -47,7 +55,7 @@ def restore_command(settings: Settings, archive: Path, *, assume_yes: bool, trus
     confirm = None if assume_yes else (lambda unpacked: _ask(unpacked, settings))
     try:
         report = asyncio.run(restore_backup(settings, archive, confirm=confirm, trust=trust))
-    except BackupInvalid as refusal:
+    except (BackupInvalid, BucketNotEmpty) as refusal:
         print(f"restore refused: {refusal}\nNothing was changed.", file=sys.stderr)
         return 1
     except RestoreCancelled as cancelled:

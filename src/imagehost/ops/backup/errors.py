@@ -17,3 +17,8 @@ class RestoreCancelled(BackupError):
 
 class BackupUntrusted(BackupInvalid):
     """Sound, but not signed with this installation's BACKUP_SIGNING_KEY: restored only with --trust."""
+
+
+class BucketNotEmpty(BackupError):
+    """STORAGE=s3: the bucket already holds image objects, and a restore goes only into one without any.
+    Nothing was changed."""

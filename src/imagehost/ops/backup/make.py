@@ -1,4 +1,5 @@
-"""Making a backup: the database in an exported snapshot, then the files, then the manifest; renamed when whole."""
+"""Making a backup: the database in an exported snapshot, then the files (of IMAGES_DIR, or of the
+bucket with STORAGE=s3: ops/backup/bucket.py), then the manifest; renamed when whole."""
 
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ from imagehost.logging import action_log
 from imagehost.ops import state
 from imagehost.ops.backup import signing
 from imagehost.ops.backup.archive import CHUNK, DUMP, FILES, FORMAT, MANIFEST, add_bytes, add_file, stored_files
-from imagehost.ops.backup.errors import BackupError
+from imagehost.ops.backup.bucket import archive_objects, place_of
 from imagehost.ops.backup.folder import NAME_TIME_FORMAT, SUFFIX, exclusive, prune_backups
 from imagehost.ops.backup.postgres import find_pg_tool, libpq_target, quote_identifier, run_tool, tool_major
 from imagehost.ops.backup.report import describe_backup
 from imagehost.settings import Settings
+from imagehost.storage import object_store
 from imagehost.storage.bucket import PENDING_TABLE
 from imagehost.web.stores import TABLE as SHARED_STORE
 
@@ -38,7 +40,7 @@ class Snapshot:
     """What the dump holds, read in the dump's own snapshot."""
 
     rows: dict[str, int]
-    stored_names: frozenset[str]
+    images: dict[str, tuple[int, str]]  # stored name: the row's size_bytes and sha256
     server_version: str
     pg_dump_version: int
 
@@ -55,6 +57,8 @@ class BackupResult:
     deleted_during_backup: list[str] = field(default_factory=list)
     # Rows in the dump whose file was not there, while the row still is: damage before the backup.
     missing_files: list[str] = field(default_factory=list)
+    # Rows in the dump whose file is there but not with the row's size and SHA-256: damage too.
+    changed_files: list[str] = field(default_factory=list)
     pruned: list[Path] = field(default_factory=list)
 
 
@@ -79,9 +83,10 @@ async def _dump_database(database_url: str, dump_path: Path) -> Snapshot:
             rows = {}
             for table in tables:
                 rows[table] = await connection.fetchval(f"SELECT count(*) FROM {quote_identifier(table)}")  # noqa: S608 (a catalogue name, quoted)
-            names: frozenset[str] = frozenset()
+            images: dict[str, tuple[int, str]] = {}
             if "images" in tables:
-                names = frozenset(row[0] for row in await connection.fetch("SELECT stored_name FROM images"))
+                found = await connection.fetch("SELECT stored_name, size_bytes, sha256 FROM images")
+                images = {row["stored_name"]: (row["size_bytes"], row["sha256"]) for row in found}
             url, env = libpq_target(database_url)
             await run_tool(
                 [
@@ -94,13 +99,16 @@ async def _dump_database(database_url: str, dump_path: Path) -> Snapshot:
             )
     finally:
         await connection.close()
-    return Snapshot(rows, names, server_version, tool_major(pg_dump) or 0)
+    return Snapshot(rows, images, server_version, tool_major(pg_dump) or 0)
 
 
-def _archive_files(tar: tarfile.TarFile, root: str, dump_path: Path, images_dir: Path) -> tuple[dict, list[dict]]:
-    """The dump, then every file of the store (originals first). Files gone meanwhile are skipped."""
+def _archive_dump(tar: tarfile.TarFile, root: str, dump_path: Path) -> dict:
     size, digest = add_file(tar, f"{root}/{DUMP}", dump_path)
-    dump_entry = {"path": DUMP, "size": size, "sha256": digest}
+    return {"path": DUMP, "size": size, "sha256": digest}
+
+
+def _archive_files(tar: tarfile.TarFile, root: str, images_dir: Path) -> list[dict]:
+    """Every file of IMAGES_DIR (originals first). Files gone meanwhile are skipped."""
     entries = []
     for relative, path in stored_files(images_dir):
         try:
@@ -108,7 +116,7 @@ def _archive_files(tar: tarfile.TarFile, root: str, dump_path: Path, images_dir:
         except FileNotFoundError:
             continue  # deleted after we listed it; if its row is in the dump, the caller notices
         entries.append({"path": relative, "size": size, "sha256": digest})
-    return dump_entry, entries
+    return entries
 
 
 async def make_backup(settings: Settings, *, now: Callable[[], dt.datetime] | None = None) -> BackupResult:
@@ -135,8 +143,15 @@ async def make_backup(settings: Settings, *, now: Callable[[], dt.datetime] | No
             f"image {stored} has a row but no file: {name} holds the row without the file (run the consistency check).",
             action="Backup",
         )
+    for stored in result.changed_files:
+        log.warning(
+            f"image {stored}: its file differs from its row's size or SHA-256 (damaged): {name} holds it as it "
+            "is (run the consistency check).",
+            action="Backup",
+        )
     log.info(f"{result.path} made: {describe_backup(result)}.", action="Backup")
-    outcome = state.WARNINGS if result.deleted_during_backup or result.missing_files else state.OK
+    gaps = result.deleted_during_backup or result.missing_files or result.changed_files
+    outcome = state.WARNINGS if gaps else state.OK
     await state.record(
         settings.database_url, state.BACKUP, outcome, f"{result.path.name} made: {describe_backup(result)}"
     )
@@ -144,8 +159,7 @@ async def make_backup(settings: Settings, *, now: Callable[[], dt.datetime] | No
 
 
 async def _write_backup(settings: Settings, clock: Callable[[], dt.datetime]) -> BackupResult:
-    if settings.in_bucket:  # it archives IMAGES_DIR
-        raise BackupError("backups do not cover STORAGE=s3 yet: back up the bucket with the store's own tools")
+    objects = object_store(settings)
     backup_dir = settings.backup_dir
     started = time.monotonic()
     with exclusive(backup_dir):
@@ -162,11 +176,16 @@ async def _write_backup(settings: Settings, clock: Callable[[], dt.datetime]) ->
             snapshot = await _dump_database(settings.database_url, dump_path)
             tar = tarfile.open(partial, "w:gz", compresslevel=1, copybufsize=CHUNK)  # noqa: SIM115 (closed below, across threads)
             try:
-                dump_entry, entries = await anyio.to_thread.run_sync(
-                    _archive_files, tar, name, dump_path, settings.images_dir
+                dump_entry = await anyio.to_thread.run_sync(_archive_dump, tar, name, dump_path)
+                if objects is None:
+                    entries = await anyio.to_thread.run_sync(_archive_files, tar, name, settings.images_dir)
+                else:
+                    entries = await archive_objects(tar, name, objects)
+                present = {entry["path"]: (entry["size"], entry["sha256"]) for entry in entries}
+                absent = sorted(stored for stored in snapshot.images if stored not in present)
+                changed = sorted(
+                    stored for stored, row in snapshot.images.items() if stored in present and present[stored] != row
                 )
-                present = {entry["path"] for entry in entries}
-                absent = sorted(stored for stored in snapshot.stored_names if stored not in present)
                 still_there = await _rows_still_present(settings.database_url, absent)
                 missing = [stored for stored in absent if stored in still_there]
                 deleted = [stored for stored in absent if stored not in still_there]
@@ -175,6 +194,7 @@ async def _write_backup(settings: Settings, clock: Callable[[], dt.datetime]) ->
                     "name": name,
                     "created_at": made_at.isoformat(timespec="seconds"),
                     "app_version": imagehost.__version__,
+                    "storage": place_of(objects) if objects is not None else "IMAGES_DIR",
                     "database": {
                         **dump_entry,
                         "server_version": snapshot.server_version,
@@ -185,6 +205,7 @@ async def _write_backup(settings: Settings, clock: Callable[[], dt.datetime]) ->
                     "file_bytes": sum(entry["size"] for entry in entries),
                     "deleted_during_backup": deleted,
                     "missing_files": missing,
+                    "changed_files": changed,
                     "files": entries,
                 }
                 content = json.dumps(manifest, indent=1).encode()
@@ -212,6 +233,7 @@ async def _write_backup(settings: Settings, clock: Callable[[], dt.datetime]) ->
         seconds=time.monotonic() - started,
         deleted_during_backup=deleted,
         missing_files=missing,
+        changed_files=changed,
         pruned=pruned,
     )
 

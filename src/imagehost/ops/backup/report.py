@@ -23,6 +23,8 @@ def describe_backup(result: BackupResult) -> str:
     )
     if result.deleted_during_backup or result.missing_files:
         text += f"; {len(result.deleted_during_backup) + len(result.missing_files)} rows without their file"
+    if result.changed_files:
+        text += f"; {len(result.changed_files)} files differ from their rows"
     if result.pruned:
         text += f"; pruned {len(result.pruned)} old: {', '.join(path.name for path in result.pruned)}"
     return text
@@ -52,13 +54,16 @@ class RestoreReport:
     files_without_row: int = 0
     seconds: float = 0.0
     signature: str = ""  # whether the backup was made here (signing.describe)
+    into: str = ""  # STORAGE=s3: the bucket the files were put into (it held no images)
 
     def lines(self) -> list[str]:
         out = [
             f"Restored {self.backup} in {self.seconds:.1f} s.",
             f"  database: replaced by the backup's ({describe_rows(self.rows)})",
             f"  files: {self.unchanged} already right, {len(self.restored)} put back, "
-            f"{len(self.replaced)} replaced (they differed from the backup)",
+            f"{len(self.replaced)} replaced (they differed from the backup)"
+            if not self.into
+            else f"  files: {len(self.restored)} put into {self.into}",
         ]
         if self.signature:
             out.append(f"  signature: {self.signature}")

@@ -1,11 +1,13 @@
 """Restoring a backup: check it whole, put its files in place, swap the database in one transaction,
-set the extras aside, verify."""
+set the extras aside, verify. With STORAGE=s3 the files go into a bucket without image objects
+(ops/backup/bucket.py, which says what a restore that dies half-way leaves there)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import os
 import re
 import secrets
@@ -20,13 +22,15 @@ import asyncpg
 from imagehost.images.storage import STAGING, STORED_NAME, THUMBS, is_stored_name
 from imagehost.logging import action_log
 from imagehost.ops import state
-from imagehost.ops.backup import signing
+from imagehost.ops.backup import bucket, signing
 from imagehost.ops.backup.archive import CHUNK, UnpackedBackup, sha256_of, stored_files, unpack_verified
 from imagehost.ops.backup.errors import BackupError, BackupInvalid, BackupUntrusted, RestoreCancelled
 from imagehost.ops.backup.folder import NAME_TIME_FORMAT, exclusive
 from imagehost.ops.backup.postgres import find_pg_tool, libpq_target, quote_identifier
 from imagehost.ops.backup.report import RestoreReport
 from imagehost.settings import Settings
+from imagehost.storage import object_store
+from imagehost.storage.objects import ObjectStore
 
 QUARANTINE = ".quarantine"
 
@@ -237,9 +241,14 @@ async def bad_stored_names(pg_restore: Path, dump: Path) -> tuple[list[str], int
 
 
 async def _verify(
-    settings: Settings, unpacked: UnpackedBackup, report: RestoreReport, dropped: set[str]
+    settings: Settings,
+    unpacked: UnpackedBackup,
+    report: RestoreReport,
+    dropped: set[str],
+    objects: ObjectStore | None = None,
 ) -> tuple[list[str], int]:
-    """Files against the manifest (read again from disk), then rows against files and row counts."""
+    """Files against the manifest (read again from disk, or from the bucket), then rows against files
+    and row counts."""
     manifest = unpacked.manifest
     by_path = {entry["path"]: entry for entry in manifest["files"]}
 
@@ -253,8 +262,12 @@ async def _verify(
                 problems.append(f"{relative}: differs from the backup after the restore")
         return problems
 
-    problems = await anyio.to_thread.run_sync(check_files)
+    if objects is None:
+        problems = await anyio.to_thread.run_sync(check_files)
+    else:
+        problems = await bucket.differing_objects(objects, manifest)
     known_gaps = set(manifest.get("missing_files", []))
+    known_changed = set(manifest.get("changed_files", []))
     connection = await asyncpg.connect(settings.database_url)
     try:
         has_images = await connection.fetchval("SELECT to_regclass('public.images') IS NOT NULL")
@@ -288,6 +301,11 @@ async def _verify(
             else:
                 problems.append(f"image {stored}: the row has no file")
         elif entry["size"] != row["size_bytes"] or entry["sha256"] != row["sha256"]:
+            if stored in known_changed:
+                report.warnings.append(
+                    f"image {stored}: its file already differed from its row when the backup was made"
+                )
+                continue
             problems.append(f"image {stored}: the file's size or SHA-256 differs from its row")
     originals = [path for path in by_path if "/" not in path]
     return problems, sum(1 for path in originals if path not in row_names)
@@ -305,10 +323,13 @@ async def restore_backup(
     Raises BackupInvalid (nothing changed) for a corrupt or partial backup, or one holding rows that
     name no stored file; BackupUntrusted (nothing changed) when BACKUP_SIGNING_KEY is set and the
     backup is not signed with it, unless `trust`; RestoreCancelled when `confirm` says no (nothing
-    changed), BackupError when the restore itself fails.
+    changed), BucketNotEmpty (nothing changed) with STORAGE=s3 when the bucket holds image objects,
+    BackupError when the restore itself fails.
+
+    With STORAGE=s3 only the dump is unpacked (the files are hashed, then read from the archive again
+    as they are put into the bucket), and nothing is set aside: the bucket had no images.
     """
-    if settings.in_bucket:  # it restores into IMAGES_DIR
-        raise BackupError("restore does not cover STORAGE=s3 yet")
+    objects = object_store(settings)
     log = action_log()
     started = time.monotonic()
     images_dir = settings.images_dir
@@ -320,9 +341,13 @@ async def restore_backup(
         staging.mkdir(parents=True)
         try:
             try:
-                unpacked = await anyio.to_thread.run_sync(unpack_verified, archive, staging)
+                unpacked = await anyio.to_thread.run_sync(
+                    functools.partial(unpack_verified, archive, staging, files_to_disk=objects is None)
+                )
                 signature = _check_signature(settings, unpacked, trust)
                 pg_restore = await _preflight(settings.database_url, unpacked)
+                if objects is not None:
+                    await bucket.check_empty(settings, objects, unpacked)
             except BackupInvalid as refusal:
                 log.error(f"refused {archive}: {refusal}. Nothing was changed.", action="Restore")
                 await state.record(
@@ -331,17 +356,19 @@ async def restore_backup(
                 raise
             except BackupError as problem:
                 log.error(f"cannot restore {archive}: {problem}. Nothing was changed.", action="Restore")
-                raise BackupError(f"{problem}. Nothing was changed.") from None
+                raise type(problem)(f"{problem}. Nothing was changed.") from None
             if confirm is not None and not confirm(unpacked):
                 raise RestoreCancelled("restore cancelled; nothing was changed")
-            log.info(f"restoring {unpacked.name} from {archive} into {images_dir} and the database.", action="Restore")
+            into = images_dir if objects is None else bucket.place_of(objects)
+            log.info(f"restoring {unpacked.name} from {archive} into {into} and the database.", action="Restore")
             stamp = dt.datetime.now(dt.UTC).strftime(NAME_TIME_FORMAT)
             quarantine = images_dir / QUARANTINE / f"restore_{stamp}_{secrets.token_hex(2)}"
             report = RestoreReport(
                 backup=unpacked.name,
                 rows=dict(unpacked.manifest["database"]["rows"]),
-                quarantine=quarantine,
+                quarantine=quarantine if objects is None else None,
                 signature=signing.describe(signature, trusted=trust),
+                into="" if objects is None else bucket.place_of(objects),
             )
             history = await _history(settings.database_url)  # this installation's, not the backup's
             dropped = set(unpacked.manifest.get("deleted_during_backup", []))
@@ -349,12 +376,16 @@ async def restore_backup(
             try:
                 # Files first: the backup's files are all in place before its rows appear, so a running
                 # app never sees a restored row without its file. Extras go aside once no row wants them.
-                await anyio.to_thread.run_sync(_place_files, unpacked, images_dir, quarantine, report)
+                if objects is None:
+                    await anyio.to_thread.run_sync(_place_files, unpacked, images_dir, quarantine, report)
+                else:
+                    await bucket.put_objects(objects, unpacked, report)
                 await restore_database(settings.database_url, unpacked, pg_restore, sorted(dropped))
                 database = "restored"
                 report.rows_dropped = sorted(dropped)
-                wanted = {entry["path"] for entry in unpacked.manifest["files"]}
-                await anyio.to_thread.run_sync(_quarantine_extras, images_dir, wanted, quarantine, report)
+                if objects is None:
+                    wanted = {entry["path"] for entry in unpacked.manifest["files"]}
+                    await anyio.to_thread.run_sync(_quarantine_extras, images_dir, wanted, quarantine, report)
             except Exception as failure:
                 log.error(
                     f"restoring {unpacked.name} failed half-way: {failure} ({len(report.restored)} files put back, "
@@ -362,8 +393,11 @@ async def restore_backup(
                     action="Restore",
                 )
                 raise
-            (images_dir / THUMBS).mkdir(exist_ok=True)
-            report.problems, report.files_without_row = await _verify(settings, unpacked, report, dropped)
+            if objects is None:
+                (images_dir / THUMBS).mkdir(exist_ok=True)
+            report.problems, report.files_without_row = await _verify(settings, unpacked, report, dropped, objects)
+            if objects is not None and not report.problems:  # kept otherwise: the same restore may run again
+                await bucket.clear_marker(objects, report)
             await state.put_back(settings.database_url, history)
         finally:
             await anyio.to_thread.run_sync(lambda: shutil.rmtree(staging, ignore_errors=True))
