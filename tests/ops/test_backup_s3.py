@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import tarfile
 from dataclasses import replace
 
@@ -19,7 +20,7 @@ from imagehost.ops.backup import BackupError, make_backup, restore_backup
 from imagehost.ops.backup.bucket import RESTORE_MARKER
 from imagehost.storage.s3 import S3ObjectStore
 from tests.conftest import run_sql
-from tests.ops.test_backup import add_token, all_rows, cli, the_backup, upload_some
+from tests.ops.test_backup import add_token, all_rows, cli, files_on_disk, the_backup, upload_some
 from tests.s3server import s3_server  # noqa: F401
 
 SIZES = (160,)
@@ -79,9 +80,12 @@ def test_a_backup_holds_the_buckets_objects_and_restores_into_an_empty_bucket(ma
     add_token(settings.database_url)
     s3 = s3_server.boto3_client()
     s3.put_object(Bucket=s3_server.bucket, Key=f"{settings.s3_prefix}notes/readme.txt", Body=b"not an image of ours")
+    # An orphan named like ours (backed up, as the folder's are), long enough to come in several chunks.
+    orphan = "OrphanOrphanOrphanOrph.png"
+    s3.put_object(Bucket=s3_server.bucket, Key=f"{settings.s3_prefix}{orphan}", Body=os.urandom(3 * 1024 * 1024 + 7))
     before = in_bucket(s3_server, settings.s3_prefix)
     ours = {key: content for key, content in before.items() if key != "notes/readme.txt"}
-    assert len(ours) == 6  # three originals, three thumbnails
+    assert len(ours) == 7  # three originals, three thumbnails, the orphan
     rows_before = all_rows(settings.database_url)
 
     made = cli(settings, "backup", **env_of(s3_server, settings))
@@ -91,11 +95,11 @@ def test_a_backup_holds_the_buckets_objects_and_restores_into_an_empty_bucket(ma
     # The objects' own bytes, and the manifest's checksums of them; other keys of the bucket left out.
     assert files == ours
     assert {entry["path"]: entry["sha256"] for entry in manifest["files"]} == {k: sha(v) for k, v in ours.items()}
-    assert manifest["file_count"] == 6 and manifest["database"]["rows"]["images"] == 3
+    assert manifest["file_count"] == 7 and manifest["database"]["rows"]["images"] == 3
     assert manifest["missing_files"] == manifest["changed_files"] == []
     assert "S3 bucket" in manifest["storage"]
     assert not list(settings.images_dir.glob("*.png"))  # nothing of it went through the local folder
-    assert f"] Backup: {archive} made: 3 images, 1 API token, 6 files" in (settings.log_dir / "app.log").read_text()
+    assert f"] Backup: {archive} made: 3 images, 1 API token, 7 files" in (settings.log_dir / "app.log").read_text()
 
     # The installation is lost; a new one stores under another folder of the bucket, still empty.
     run_sql(settings.database_url, "DELETE FROM api_tokens")
@@ -103,7 +107,8 @@ def test_a_backup_holds_the_buckets_objects_and_restores_into_an_empty_bucket(ma
     fresh = replace(settings, s3_prefix="restored-into-empty/")
     restored = cli(fresh, "restore", str(archive), "--yes", **env_of(s3_server, fresh))
     assert restored.returncode == 0, restored.stdout + restored.stderr
-    assert "files: 6 put into S3 bucket" in restored.stdout
+    assert "files: 7 put into S3 bucket" in restored.stdout
+    assert "1 original files have no row" in restored.stdout
     assert "verified: every file matches the manifest, every row has its file" in restored.stdout
     assert in_bucket(s3_server, fresh.s3_prefix) == ours  # byte for byte, the marker gone, the stranger not copied
     assert all_rows(settings.database_url) == rows_before
@@ -240,3 +245,20 @@ def test_a_restore_the_store_stops_under_says_so_and_carries_on_when_run_again(
     restored = in_bucket(s3_server, fresh.s3_prefix)
     assert RESTORE_MARKER not in restored
     assert restored == in_bucket(s3_server, settings.s3_prefix)
+
+
+def test_a_backup_of_the_folder_restores_into_a_bucket(make_client, bucket_settings, s3_server):
+    """One format for both storages: moving from IMAGES_DIR to a bucket is a backup and a restore."""
+    folder = replace(bucket_settings, storage="local")
+    bodies = upload_some(make_client(thumbnail_sizes=SIZES), 2)
+    on_disk = files_on_disk(folder.images_dir)
+    assert cli(folder, "backup").returncode == 0
+    archive = the_backup(folder)
+
+    restored = cli(bucket_settings, "restore", str(archive), "--yes", **env_of(s3_server, bucket_settings))
+
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert {key: sha(content) for key, content in in_bucket(s3_server, bucket_settings.s3_prefix).items()} == on_disk
+    client = bucket_client(make_client, bucket_settings)
+    stored = bodies[1]["filename"]
+    assert client.get(f"/images/{stored}").content == (folder.images_dir / stored).read_bytes()
