@@ -15,7 +15,7 @@ from litestar.openapi.spec.enums import OpenAPIType
 
 from imagehost.accounts.identity import principal_of_request
 from imagehost.api.openapi import binary, form_body
-from imagehost.errors import N_, InvalidParameter, NotWithBucket
+from imagehost.errors import N_, InvalidParameter
 from imagehost.exports import sheets
 from imagehost.exports.csv_writer import csv_bytes
 from imagehost.exports.delivery import (
@@ -260,12 +260,10 @@ class CatalogueExportController(Controller):
         gettext = gettext_of(request)
         widths = header_widths(header, [c.width for c in chosen])
         limit = images.settings.export_thumbnail_rows if pictures else 0
-        if pictures and images.settings.in_bucket:  # the sheet's pictures are read from IMAGES_DIR
-            raise NotWithBucket(what="Pictures in catalogue sheets")
         if pictures:
             header, widths = [gettext(THUMBNAIL), *header], [THUMBNAIL_COLUMN_WIDTH, *widths]
         found = await exports.catalogue(query, principal)
-        thumbnails = sheets.Thumbnails(images.store, limit) if pictures else None
+        thumbnails = sheets.Thumbnails(images.files, limit) if pictures else None
         rows = sheets.catalogue_rows(found, chosen, Links(request, images), thumbnails)
         title = gettext("Images")
 

@@ -3,14 +3,17 @@ are translated by the caller (`gettext`); the links come from a Links (images/li
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from imagehost.errors import N_, InvalidParameter
 from imagehost.exports.service import CatalogueRow, LinkSheet
+from imagehost.exports.thumbnails import sheet_picture
 from imagehost.exports.xlsx_writer import MAX_COLUMNS, Cell, Picture
 from imagehost.images.links import Links
-from imagehost.images.storage import ImageStore
+from imagehost.storage.files import ImageFiles
 
 ARTICLE = N_("Article")
 LINK_NUMBER = N_("Link {number}")
@@ -100,27 +103,60 @@ def chosen_columns(available: dict[str, Column], wanted: str | None, sees_upload
     return [available[name] for name in dict.fromkeys(names)]
 
 
+# Thumbnails read at once for the picture column: a bucket's latency is paid READ_AHEAD at a time.
+READ_AHEAD = 8
+
+
 @dataclass
 class Thumbnails:
-    """The picture column of a catalogue XLSX: the image's smallest stored thumbnail, in the first
-    `limit` rows (EXPORT_THUMBNAIL_ROWS); an image smaller than every thumbnail size has none."""
+    """The picture column of a catalogue XLSX: the image's smallest stored thumbnail, read through
+    `files` (the folder or the bucket), in the first `limit` rows (EXPORT_THUMBNAIL_ROWS); an image
+    smaller than every thumbnail size has none."""
 
-    store: ImageStore
+    files: ImageFiles
     limit: int
     rows: int = 0
 
-    def cell(self, row: CatalogueRow, links: Links) -> Cell:
+    def wanted(self, row: CatalogueRow, links: Links) -> tuple[int, str] | None:
+        """The next row's thumbnail (its size, its stored name), or None when the row has no picture."""
         self.rows += 1
         sizes = links.sizes_for(row.image)
         if self.rows > self.limit or not sizes:
+            return None
+        return min(sizes), row.image.stored_name
+
+    async def cell(self, wanted: tuple[int, str] | None) -> Cell:
+        if wanted is None:
             return Cell(None)
-        size = min(sizes)
-        return Cell(None, picture=Picture(self.store.thumbnail_path(size, row.image.stored_name), size))
+        size, stored_name = wanted
+        jpeg = await sheet_picture(self.files, size, stored_name)
+        if jpeg is None:  # removed meanwhile, or not a thumbnail of ours
+            return Cell(None)
+        return Cell(None, picture=Picture(jpeg, f"{stored_name}.jpg"))
 
 
 async def catalogue_rows(
     rows: AsyncIterator[CatalogueRow], columns: Sequence[Column], links: Links, thumbnails: Thumbnails | None = None
 ) -> AsyncIterator[list[Cell]]:
-    async for row in rows:
-        cells = [column.value(row, links) for column in columns]
-        yield [thumbnails.cell(row, links), *cells] if thumbnails else cells
+    """With `thumbnails`, each row's picture is read while the next READ_AHEAD rows' are; rows keep
+    their order, and at most READ_AHEAD pictures are in memory beside the writer's."""
+    if thumbnails is None:
+        async for row in rows:
+            yield [column.value(row, links) for column in columns]
+        return
+    pending: deque[tuple[asyncio.Task[Cell], list[Cell]]] = deque()
+    try:
+        async for row in rows:
+            cells = [column.value(row, links) for column in columns]
+            pending.append((asyncio.ensure_future(thumbnails.cell(thumbnails.wanted(row, links))), cells))
+            if len(pending) >= READ_AHEAD:
+                picture, cells = pending.popleft()
+                yield [await picture, *cells]
+        while pending:
+            picture, cells = pending.popleft()
+            yield [await picture, *cells]
+    finally:
+        for picture, _ in pending:  # an export that failed or was abandoned: nothing left reading
+            if picture.done() and not picture.cancelled():
+                picture.exception()  # its failure is the export's (already raised), not a stray warning
+            picture.cancel()

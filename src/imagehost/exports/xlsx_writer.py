@@ -5,7 +5,8 @@ the caller writes it to a temporary file, then streams that file.
 Every user string is written with write_string (never a formula, never an auto-detected link);
 only our own URLs become hyperlinks, and at most Excel's 65,530 per sheet (plain text after that).
 Past Excel's 1,048,576 rows a sheet continues on a new one, with the header again. A cell may
-instead hold a picture: one of our own stored thumbnails, turned into a small JPEG (thumbnails.py)."""
+instead hold a picture: one of our own stored thumbnails, already turned into a small JPEG
+(thumbnails.py); the workbook keeps those few kilobytes each until it is closed."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import xlsxwriter
 
-from imagehost.exports.thumbnails import PICTURE_BOX, jpeg_picture
+from imagehost.exports.thumbnails import PICTURE_BOX
 
 MAX_ROWS = 1_048_576
 MAX_COLUMNS = 16_384
@@ -33,10 +34,10 @@ def sheet_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class Picture:
-    """A stored thumbnail (a WebP file of the store) and the long side it was made at."""
+    """A small JPEG made from a stored thumbnail (thumbnails.sheet_picture), and its name in the workbook."""
 
-    path: Path
-    size: int
+    jpeg: bytes
+    name: str
 
 
 @dataclass(frozen=True)
@@ -120,14 +121,11 @@ class SheetWriter:
         self.rows += 1
 
     def _insert_picture(self, column: int, picture: Picture) -> None:
-        jpeg = jpeg_picture(picture.path, picture.size)
-        if jpeg is None:  # removed meanwhile, or not a thumbnail of ours
-            return
         self.sheet.insert_image(
             self.row,
             column,
-            picture.path.with_suffix(".jpg").name,
-            {"image_data": io.BytesIO(jpeg), "x_offset": 3, "y_offset": 3, "object_position": 1},
+            picture.name,
+            {"image_data": io.BytesIO(picture.jpeg), "x_offset": 3, "y_offset": 3, "object_position": 1},
         )
         self.pictures += 1
 

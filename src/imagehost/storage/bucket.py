@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -23,11 +24,14 @@ from imagehost.errors import DatabaseUnavailable, StoredNameRefused
 from imagehost.images import formats
 from imagehost.images.storage import THUMBS, is_stored_name
 from imagehost.images.tables import Image
-from imagehost.storage.files import InObjectStore
+from imagehost.storage.files import InObjectStore, thumbnail_bytes_limit
 from imagehost.storage.objects import ObjectStore, StoredObject
 
 # Far longer than an upload or delete takes from its record to its COMMIT (a few object writes).
 SETTLE_AFTER = timedelta(minutes=10)
+# How long the thumbnail sizes found in the bucket (thumbs/<size>/, one listing by delimiter) are
+# trusted: only a change of THUMBNAIL_SIZES adds one, and this instance writes only its own.
+SIZES_LISTED_FOR_SECONDS = 600
 PENDING_TABLE = "pending_objects"
 # From the formats registry: what the bucket would send if it were ever read directly.
 CONTENT_TYPES = {image_format.extension: image_format.content_type for image_format in formats.STORED}
@@ -86,6 +90,22 @@ class BucketImageStore:
         self.objects = objects
         self.thumbnail_sizes = thumbnail_sizes
         self.settle_after = settle_after
+        self.sizes_listed_for = SIZES_LISTED_FOR_SECONDS
+        self._sizes_in_bucket: tuple[int, ...] = ()
+        self._sizes_listed_at = float("-inf")
+        self._sizes_lock = asyncio.Lock()
+
+    async def stored_sizes(self) -> tuple[int, ...]:
+        """Every size a thumbnail may be stored at: THUMBNAIL_SIZES and the `thumbs/<size>/` folders in
+        the bucket (thumbnails made under an earlier THUMBNAIL_SIZES). The folders come from one
+        listing by delimiter (a single request, whatever the number of thumbnails), kept for
+        sizes_listed_for seconds."""
+        async with self._sizes_lock:
+            if time.monotonic() - self._sizes_listed_at >= self.sizes_listed_for:
+                folders = await self.objects.folders(THUMBS)
+                self._sizes_in_bucket = tuple(int(folder) for folder in folders if folder.isdigit())
+                self._sizes_listed_at = time.monotonic()
+        return tuple(sorted({*self.thumbnail_sizes, *self._sizes_in_bucket}))
 
     # --- uploads and deletes ------------------------------------------------------------------
 
@@ -120,8 +140,9 @@ class BucketImageStore:
         return provisional
 
     async def removal(self, stored_name: str) -> BucketProvisional:
-        """For a delete: the record of every object of the image, before its row goes."""
-        keys = [original_key(stored_name), *(thumbnail_key(size, stored_name) for size in self.thumbnail_sizes)]
+        """For a delete: the record of every object of the image, before its row goes: the original and
+        a thumbnail at every stored size (removing one that is not there costs nothing)."""
+        keys = [original_key(stored_name), *(thumbnail_key(size, stored_name) for size in await self.stored_sizes())]
         return await self.provisional(stored_name, keys)
 
     async def interrupted(self) -> list[BucketProvisional]:
@@ -157,14 +178,37 @@ class BucketImageStore:
             return None
         return _served(await self.objects.stream(thumbnail_key(size, stored_name)))
 
+    async def read_thumbnail(self, size: int, stored_name: str) -> bytes | None:
+        if not is_stored_name(stored_name):
+            return None
+        found = await self.objects.stream(thumbnail_key(size, stored_name))
+        if found is None:
+            return None
+        facts, chunks = found
+        limit = thumbnail_bytes_limit(size)
+        content = bytearray()
+        try:
+            if facts.size <= limit:
+                async for chunk in chunks:
+                    content += chunk
+                    if len(content) > limit:
+                        break
+        finally:
+            closing = getattr(chunks, "aclose", None)
+            if closing is not None:
+                await closing()
+        return bytes(content) if facts.size <= limit and len(content) <= limit else None
+
     async def archived(self, stored_name: str) -> bytes | None:
         return await self.read(stored_name)
 
     async def thumbnail_sizes_present(self, stored_name: str) -> list[int]:
-        found = await asyncio.gather(
-            *(self.objects.head(thumbnail_key(size, stored_name)) for size in self.thumbnail_sizes)
-        )
-        return [size for size, head in zip(self.thumbnail_sizes, found, strict=True) if head is not None]
+        """At every stored size, as the folder's counterpart looks into every thumbs/<size>/."""
+        if not is_stored_name(stored_name):
+            return []
+        sizes = await self.stored_sizes()
+        found = await asyncio.gather(*(self.objects.head(thumbnail_key(size, stored_name)) for size in sizes))
+        return [size for size, head in zip(sizes, found, strict=True) if head is not None]
 
     async def write_thumbnails(self, stored_name: str, thumbnails: dict[int, bytes]) -> None:
         await asyncio.gather(

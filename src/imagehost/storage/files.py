@@ -27,6 +27,12 @@ class InObjectStore:
 Served = OnDisk | InObjectStore
 
 
+def thumbnail_bytes_limit(size: int) -> int:
+    """More bytes than a thumbnail of `size` px a side could take uncompressed (RGBA, and room for
+    its headers): a stored "thumbnail" longer than that is not one of ours, and is never read whole."""
+    return 4 * int(size) * int(size) + 64 * 1024
+
+
 class Held(Protocol):
     """The files of one image while its row is being inserted or deleted (a marker, a record)."""
 
@@ -64,6 +70,10 @@ class ImageFiles(Protocol):
 
     async def served_thumbnail(self, size: int, stored_name: str) -> Served | None:
         """A thumbnail, to be sent, or None when there is none."""
+
+    async def read_thumbnail(self, size: int, stored_name: str) -> bytes | None:
+        """A thumbnail's bytes (sheet pictures), or None when there is none or it is longer than
+        thumbnail_bytes_limit(size)."""
 
     async def archived(self, stored_name: str) -> Path | bytes | None:
         """The original as a member of an archive (album ZIPs): a file to read twice (its CRC, then

@@ -13,7 +13,7 @@ import anyio.to_thread
 from imagehost.errors import ImageHostError, StorageFull, StorageUnavailable
 from imagehost.images.storage import ImageStore, Provisional, is_stored_name
 from imagehost.metrics import instruments
-from imagehost.storage.files import OnDisk
+from imagehost.storage.files import OnDisk, thumbnail_bytes_limit
 
 
 def storage_refusal(error: OSError) -> ImageHostError:
@@ -79,6 +79,22 @@ class LocalFiles:
             return None
         path = self.store.thumbnail_path(size, stored_name)
         return OnDisk(path) if await anyio.to_thread.run_sync(path.is_file) else None
+
+    async def read_thumbnail(self, size: int, stored_name: str) -> bytes | None:
+        if not is_stored_name(stored_name):
+            return None
+        path = self.store.thumbnail_path(size, stored_name)
+        limit = thumbnail_bytes_limit(size)
+
+        def read() -> bytes | None:
+            try:
+                with path.open("rb") as file:
+                    content = file.read(limit + 1)
+            except (FileNotFoundError, IsADirectoryError):
+                return None
+            return content if len(content) <= limit else None
+
+        return await anyio.to_thread.run_sync(read)
 
     async def archived(self, stored_name: str) -> Path | None:
         return await anyio.to_thread.run_sync(self.store.existing_path, stored_name)
