@@ -1,4 +1,5 @@
-"""Consistency check and repair: do the rows and the files in IMAGES_DIR agree?
+"""Consistency check and repair: do the rows and the files in IMAGES_DIR (or, with STORAGE=s3, the
+objects in the bucket) agree?
 
 The PicHosting design's file-system/database synchronisation, run by `just check`, the operator
 page `/ops/check`, `POST /api/sync` and the scheduled scrub (`run_check`). It finds:
@@ -11,14 +12,16 @@ page `/ops/check`, `POST /api/sync` and the scheduled scrub (`run_check`). It fi
 - thumbnails missing for a THUMBNAIL_SIZES size below the image's long side (`missing_thumbnails`);
 - rows marked missing by an earlier repair whose file is back (`file_back`).
 
-Repair moves orphans into IMAGES_DIR/.quarantine/<timestamp>/ (never deletes a file), remakes
-missing thumbnails, and marks (`file_missing_since`) or removes rows whose file is gone. It never
-touches a file that disagrees with its row: that file may be the only copy of a damaged image,
-and its row still links to it; the operator restores it from a backup or deletes the image.
+Repair moves orphans into IMAGES_DIR/.quarantine/<timestamp>/ (with STORAGE=s3: under the
+bucket's `.quarantine/<timestamp>/`; it never deletes a file), remakes missing thumbnails, and marks
+(`file_missing_since`) or removes rows whose file is gone. It never touches a file that disagrees
+with its row: that file may be the only copy of a damaged image, and its row still links to it; the
+operator restores it from a backup or deletes the image.
 Every action is logged in app.log as `[..] Check: ...`.
 
-The modules, one job each: `scan` (reading the disk), `check` (the run: rows against files, files
-against rows), `repair`, `report` (findings, the report, the last one kept), `controllers` (HTTP)
+The modules, one job each: `scan` and `bucket_scan` (reading the disk, the bucket), `check` (the
+run: rows against files, files against rows), `repair` (what to do) and `repair_places` (doing it
+in the folder or the bucket), `report` (findings, the report, the last one kept), `controllers` (HTTP)
 and `command` (the command line).
 """
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import anyio.to_thread
 
-from imagehost.errors import NotWithBucket
 from imagehost.images.pipeline import sizes_below
 from imagehost.images.service import ThreadRunner
 from imagehost.images.storage import THUMBS, ImageStore
@@ -24,10 +23,12 @@ from imagehost.logging import action_log
 from imagehost.ops import state
 from imagehost.ops.consistency.bucket_scan import examine_objects, listed_names
 from imagehost.ops.consistency.repair import MISSING_ROW_CHOICES, Repair
+from imagehost.ops.consistency.repair_places import BucketPlace, FolderPlace, RepairPlace
 from imagehost.ops.consistency.report import CheckReport, Finding, save_report
 from imagehost.ops.consistency.scan import RECENT_SECONDS, OnDisk, examine, list_stored_files, next_chunk
 from imagehost.settings import Settings
 from imagehost.storage import object_store
+from imagehost.storage.bucket import BucketImageStore
 from imagehost.storage.objects import ObjectStore
 
 ROW_BATCH = 500
@@ -56,8 +57,6 @@ class ConsistencyCheck:
         first LISTED_FINDINGS."""
         if repair not in (None, *MISSING_ROW_CHOICES):
             raise ValueError(f"repair must be None or one of {MISSING_ROW_CHOICES}, not {repair!r}")
-        if repair and self.settings.in_bucket:  # repair moves files within IMAGES_DIR
-            raise NotWithBucket(what="Repair")
         database_url = self.settings.database_url
         try:
             report = await self._run(repair, by, on_finding)
@@ -78,7 +77,7 @@ class ConsistencyCheck:
             )
             what = f"check and repair (rows whose file is gone: {repair})" if repair else "check"
             self.log.info(f"{what} started{f' by {by}' if by else ''}.", action="Check")
-            repairing = Repair(self.settings, self.store, self.workers, repair, report) if repair else None
+            repairing = Repair(self.settings, self._repair_place(), self.workers, repair, report) if repair else None
             if repairing is not None:
                 await repairing.prepare()
             unlogged = 0
@@ -104,6 +103,12 @@ class ConsistencyCheck:
             self.log.info(report.summary(), action="Check")
             await anyio.to_thread.run_sync(save_report, self.settings, report)
             return report
+
+    def _repair_place(self) -> RepairPlace:
+        """Where repair acts: the bucket with STORAGE=s3 (IMAGES_DIR untouched), else IMAGES_DIR."""
+        if self.objects is not None:
+            return BucketPlace(BucketImageStore(self.objects, self.settings.thumbnail_sizes))
+        return FolderPlace(self.store)
 
     @contextlib.asynccontextmanager
     async def _exclusive(self) -> AsyncIterator[None]:

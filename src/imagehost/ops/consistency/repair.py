@@ -1,40 +1,21 @@
 """Repair: orphans into the quarantine (never deleted), thumbnails made again, rows whose file is
-gone marked or removed. A file that disagrees with its row is never touched."""
+gone marked or removed. A file that disagrees with its row is never touched. The same decisions for
+the local folder and the bucket: the files are acted on through a RepairPlace (repair_places.py)."""
 
 from __future__ import annotations
 
-import os
-import secrets
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
-
 from imagehost.images.pipeline import thumbnails_for_stored
-from imagehost.images.storage import THUMBS, ImageStore
 from imagehost.images.tables import Image
 from imagehost.logging import action_log
+from imagehost.ops.consistency.repair_places import RepairPlace, thumbnail_location
 from imagehost.ops.consistency.report import CheckReport, Finding
-from imagehost.ops.consistency.scan import list_stored_files
 from imagehost.settings import Settings
 
-QUARANTINE = ".quarantine"
 MISSING_ROW_CHOICES = ("mark", "remove")
 STORED_NAME_CONSTRAINT = "images_stored_name_pattern"  # migration images_0009
-
-
-def move_aside(root: Path, relative: Path, quarantine: Path) -> Path | None:
-    """Move root/relative to quarantine/relative, never over another file. None if it is gone."""
-    target = quarantine / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    while target.exists():
-        target = target.with_name(f"{target.name}.{secrets.token_hex(2)}")
-    try:
-        os.rename(root / relative, target)
-    except FileNotFoundError:
-        return None
-    return target
 
 
 class Repair:
@@ -42,15 +23,15 @@ class Repair:
     whose file is gone; orphans of the run share one quarantine folder."""
 
     def __init__(
-        self, settings: Settings, store: ImageStore, workers: Any, missing_rows: str, report: CheckReport
+        self, settings: Settings, place: RepairPlace, workers: Any, missing_rows: str, report: CheckReport
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.place = place
         self.workers = workers
         self.missing_rows = missing_rows
         self.report = report
         self.log = action_log()
-        self._quarantine: Path | None = None
+        self._quarantine: str | None = None
         self._store_looks_empty = False
         self._bad_names_removed = 0
 
@@ -59,9 +40,7 @@ class Repair:
         self._store_looks_empty = await self._looks_unmounted()
         if self._store_looks_empty:
             self.log.warning(
-                f"{self.store.root} holds no original at all while the database has images: is the volume"
-                " mounted? Rows whose file is gone are left as they are.",
-                action="Check",
+                f"{self.place.looks_empty_warning} Rows whose file is gone are left as they are.", action="Check"
             )
 
     async def fix(self, finding: Finding) -> None:
@@ -69,11 +48,9 @@ class Repair:
         kind, missing_rows, report = finding.kind, self.missing_rows, self.report
         try:
             if kind == "orphan_file":
-                await self._move_aside(finding, Path(finding.stored_name), report)
+                await self._move_aside(finding, finding.stored_name, report)
             elif kind == "orphan_thumbnail":
-                await self._move_aside(
-                    finding, Path(THUMBS, str(finding.sizes[0]), f"{finding.stored_name}.webp"), report
-                )
+                await self._move_aside(finding, thumbnail_location(finding.sizes[0], finding.stored_name), report)
             elif kind == "missing_thumbnails":
                 await self._remake_thumbnails(finding)
             elif kind == "missing_file" or (kind == "marked_missing" and missing_rows == "remove"):
@@ -115,54 +92,42 @@ class Repair:
         else:
             self.log.info(f"{STORED_NAME_CONSTRAINT} validated: every row holds a stored name.", action="Check")
 
-    def _quarantine_folder(self) -> Path:
+    async def _quarantine_folder(self) -> str:
+        """The run's quarantine (relative to the store's root), chosen at its first use."""
         if self._quarantine is None:
-            stamp = datetime.now().strftime("%Y-%m-%d_%H%M%S")
-            base = self.store.root / QUARANTINE
-            candidate, number = base / stamp, 1
-            while candidate.exists():
-                number += 1
-                candidate = base / f"{stamp}-{number}"
-            self._quarantine = candidate
+            self._quarantine = await self.place.new_quarantine()
         return self._quarantine
 
-    async def _move_aside(self, finding: Finding, relative: Path, report: CheckReport) -> None:
-        folder = self._quarantine_folder()
-        moved = await anyio.to_thread.run_sync(move_aside, self.store.root, relative, folder)
+    async def _move_aside(self, finding: Finding, location: str, report: CheckReport) -> None:
+        folder = await self._quarantine_folder()
+        moved = await self.place.move_aside(location, folder)
         if moved is None:
             finding.action, finding.error = "failed", "the file is gone"
             return
-        finding.action, finding.moved_to = "quarantined", str(moved.relative_to(self.store.root))
-        report.quarantine = str(folder.relative_to(self.store.root))
+        finding.action, finding.moved_to = "quarantined", moved
+        report.quarantine = folder
 
     async def _remake_thumbnails(self, finding: Finding) -> None:
-        path = self.store.path_of(finding.stored_name)
-        content = await anyio.to_thread.run_sync(path.read_bytes)
+        content = await self.place.read_original(finding.stored_name)
+        if content is None:
+            finding.action, finding.error = "failed", "the file is gone"
+            return
         thumbnails = await self.workers.run(
             thumbnails_for_stored, content, finding.stored_name, self.settings.max_pixels, finding.sizes
         )
-        await anyio.to_thread.run_sync(self.store.write_thumbnails, finding.stored_name, thumbnails)
+        await self.place.write_thumbnails(finding.stored_name, thumbnails)
         finding.action = "regenerated" if set(thumbnails) >= set(finding.sizes) else "failed"
 
     async def _looks_unmounted(self) -> bool:
-        """No original on disk but rows in the database: more likely a wrong IMAGES_DIR or an
-        unmounted volume than every file lost, so repair must not mark or remove every row."""
-
-        def no_original() -> bool:
-            entries = list_stored_files(self.store.root, "", float("inf"))
-            try:
-                return next(entries, None) is None
-            finally:
-                entries.close()
-
-        return await anyio.to_thread.run_sync(no_original) and await Image.exists()
+        """No original stored but rows in the database: more likely a wrong IMAGES_DIR, an unmounted
+        volume, a wrong bucket or prefix than every file lost, so repair must not mark or remove every row."""
+        return not await self.place.holds_an_original() and await Image.exists()
 
     async def _settle_missing_row(self, finding: Finding, missing_rows: str, report: CheckReport) -> None:
         if self._store_looks_empty:
-            finding.action, finding.error = "failed", "the images folder holds no original at all: is it mounted?"
+            finding.action, finding.error = "failed", self.place.looks_empty_reason
             return
-        path = self.store.path_of(finding.stored_name)
-        if await anyio.to_thread.run_sync(path.exists):
+        if await self.place.has_original(finding.stored_name):
             finding.action, finding.error = "failed", "the file came back"
             return
         if missing_rows == "mark":
@@ -172,13 +137,11 @@ class Repair:
         await Image.delete().where(Image.id == finding.image_id)
         finding.action = "removed"
         # Its thumbnails would be orphans now: they go to the quarantine with the row's removal.
-        for size in await anyio.to_thread.run_sync(self.store.thumbnail_sizes_present, finding.stored_name):
-            relative = Path(THUMBS, str(size), f"{finding.stored_name}.webp")
-            moved = await anyio.to_thread.run_sync(move_aside, self.store.root, relative, self._quarantine_folder())
+        for size in await self.place.thumbnail_sizes_present(finding.stored_name):
+            location = thumbnail_location(size, finding.stored_name)
+            moved = await self.place.move_aside(location, await self._quarantine_folder())
             if moved is not None:
-                report.quarantine = str(self._quarantine_folder().relative_to(self.store.root))
+                report.quarantine = await self._quarantine_folder()
                 self.log.info(
-                    f"thumbnail {relative} of removed row #{finding.image_id} moved to"
-                    f" {moved.relative_to(self.store.root)}.",
-                    action="Check",
+                    f"thumbnail {location} of removed row #{finding.image_id} moved to {moved}.", action="Check"
                 )
