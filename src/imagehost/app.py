@@ -28,7 +28,7 @@ from imagehost.accounts.personal_tokens import PersonalTokens
 from imagehost.accounts.session import move_old_session_cookie, session_cookie_name
 from imagehost.albums.controllers import AlbumController, AlbumManageController, ArchiveUploadController
 from imagehost.albums.pages import AlbumManagePagesController, AlbumPagesController
-from imagehost.albums.service import AlbumService
+from imagehost.albums.service import ZIP_JOB, AlbumService
 from imagehost.api.controllers import ConversionController, read_logs
 from imagehost.api.openapi import openapi_config
 from imagehost.api.tokens import require_api_token
@@ -55,6 +55,7 @@ from imagehost.pages.controllers import choose_language, health, home, ready
 from imagehost.previews.controllers import OEmbedController
 from imagehost.settings import SUPPORTED_LANGUAGES, Settings
 from imagehost.storage import image_files
+from imagehost.tasks.queue import UPLOADS, JobQueue
 from imagehost.web.deadline import body_deadline
 from imagehost.web.errors import EXCEPTION_HANDLERS
 from imagehost.web.guard import before_request
@@ -134,10 +135,12 @@ def create_app(settings: Settings) -> Litestar:
     # half-done in the image store each time it connects.
     async def finish_interrupted() -> None:
         await service.finish_interrupted()
-        await albums.finish_interrupted()  # ZIP jobs whose process died: marked failed
+        await albums.finish_interrupted()  # ZIP jobs whose task will not run again: marked failed
 
     database = Database(settings.database_url, on_connect=finish_interrupted)
     shared = SharedStores(settings.redis_url, database)
+    # ZIP batches are tasks of the queue: this process's worker takes them, and any other instance's.
+    queue = JobQueue(settings, [ZIP_JOB], after_giving_up=albums.finish_interrupted)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -151,10 +154,16 @@ def create_app(settings: Settings) -> Litestar:
         await database.open()
         try:
             async with image_workers():
+                await queue.open()
+                albums.queue = queue
+                if settings.job_concurrency > 0:
+                    queue.start_worker([UPLOADS], settings.job_concurrency, {"albums": albums})
                 try:
                     yield
                 finally:
-                    await albums.stop_jobs()  # cut jobs are marked failed while the database is there
+                    # Jobs running here are cut (their entries in flight finish) and go back to the
+                    # queue for another worker, or this one's next start.
+                    await queue.close()
         finally:
             await database.close()
             await shared.close()

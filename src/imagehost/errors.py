@@ -137,13 +137,6 @@ class ServiceStopping(ImageHostError):
     log_template = "upload of {filename} interrupted: the service is stopping."
 
 
-class NotWithBucket(ImageHostError):
-    """What does not work with STORAGE=s3 yet (issue 20): refused rather than run against IMAGES_DIR."""
-
-    template = N_("{what} does not work with STORAGE=s3 yet.")
-    log_template = "{what} refused: not available with STORAGE=s3 yet."
-
-
 class ExportsBusy(ImageHostError):
     """More exports at once than EXPORT_CONCURRENCY: refused at once, with Retry-After."""
 
@@ -339,6 +332,12 @@ class MissingParameter(ImageHostError):
 class JobNotFound(ImageHostError):
     template = N_("There is no such upload job.")
     log_template = "upload job not found."
+
+
+class JobsUnavailable(ImageHostError):
+    template = N_("ZIP uploads cannot start right now: the job queue is not available. Please try again in a moment.")
+    log_template = "ZIP job refused: the job queue is not available."
+    log_action = "Jobs"
 
 
 class JobInterrupted(ImageHostError):

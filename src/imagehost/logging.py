@@ -19,7 +19,7 @@ _ACTION_BY_LEVEL = {"debug": "Debug", "info": "Info", "warning": "Warning", "err
 # log viewer offers them (ops/logs); tests/test_logging.py checks that the code writes no other.
 ACTIONS = (
     *("Success", "Error", "Refused", "Login", "Logout", "Token", "Backup", "Restore", "Check", "Scrub"),
-    *("Schedule", "Thumbnails", "Operations", "Database", "Storage", "Workers", "Info", "Warning", "Debug"),
+    *("Schedule", "Thumbnails", "Operations", "Database", "Storage", "Workers", "Jobs", "Info", "Warning", "Debug"),
 )
 
 

@@ -173,6 +173,11 @@ class Settings:
     zip_convert_formats: bool = False
     # How long POST /api/upload waits for a ZIP's job before answering 202 with the job's URL.
     zip_wait_seconds: float = 50.0
+    # Jobs of the queue (ZIP batches) this process runs at once; 0: none here, another instance's
+    # workers take them.
+    job_concurrency: int = 2
+    # A worker silent this long is taken as dead and its job queued again (heartbeats every sixth).
+    job_stalled_seconds: int = 30
     # Exports (link sheets, catalogue sheets, album ZIPs): how many run at once in this process (more
     # get 503 with Retry-After), nginx's read and send timeouts on their routes, and how many rows of
     # a catalogue XLSX get a thumbnail picture with `with_thumbnails=1`.
@@ -358,6 +363,10 @@ class Settings:
             values["zip_convert_formats"] = _bool(env["ZIP_CONVERT_FORMATS"], "ZIP_CONVERT_FORMATS")
         if "ZIP_WAIT_SECONDS" in env:
             values["zip_wait_seconds"] = float(_int(env["ZIP_WAIT_SECONDS"], "ZIP_WAIT_SECONDS", 0))
+        if "JOB_CONCURRENCY" in env:
+            values["job_concurrency"] = _int(env["JOB_CONCURRENCY"], "JOB_CONCURRENCY", 0)
+        if "JOB_STALLED_SECONDS" in env:
+            values["job_stalled_seconds"] = _int(env["JOB_STALLED_SECONDS"], "JOB_STALLED_SECONDS", 3)
         if "ZIP_READ_TIMEOUT_SECONDS" in env:
             seconds = _int(env["ZIP_READ_TIMEOUT_SECONDS"], "ZIP_READ_TIMEOUT_SECONDS")
             values["zip_read_timeout_seconds"] = float(seconds)

@@ -1,6 +1,7 @@
-"""ZIP uploads as jobs: 202 with the job's URL past ZIP_WAIT_SECONDS, the job's progress and report
-at that URL, who may read it, and a job cut by a SIGKILL marked failed at the next start with the
-entries it had stored kept and listed."""
+"""ZIP uploads as jobs on the queue: 202 with the job's URL past ZIP_WAIT_SECONDS, the job's
+progress and report at that URL, who may read it; a job cut by a SIGKILL taken again by the next
+worker and finished with each entry stored once, or, on its last attempt, marked failed with the
+entries it had stored kept and listed; a job accepted by one instance and run by another's worker."""
 
 from __future__ import annotations
 
@@ -113,38 +114,126 @@ def test_the_table_keeps_neither_job_ids_nor_delete_keys(make_client, settings):
     assert hashlib.sha256(job_id.encode()).hexdigest() in dump
 
 
-def test_a_job_killed_mid_way_is_failed_at_the_next_start_with_its_stored_entries_listed(clean_database, tmp_path):
+def start_crash_job(app, entries) -> str:
+    """A ZIP job of `entries` on `app`, its path once it has stored three entries."""
+    answer = httpx.post(
+        f"{app.url}/api/upload",
+        files={"zipfile": ("crash.zip", make_zip(entries), "application/zip")},
+        headers=JSON,
+        timeout=30,
+    )
+    path = job_path(answer)
+    deadline = time.monotonic() + 30
+    while (progress := httpx.get(f"{app.url}{path}", headers=JSON).json())["stored"] < 3:
+        assert progress["state"] != "done", "the job ended before it could be killed"
+        assert time.monotonic() < deadline, progress
+        time.sleep(0.01)
+    return path
+
+
+def stored_images(database_url: str) -> set[int]:
+    return {
+        row[0] for row in run_sql(database_url, "SELECT i.id FROM images i JOIN album_images ai ON ai.image = i.id")
+    }
+
+
+# Quick to notice a dead worker (heartbeats every half second), one image worker each.
+KILL_SETTINGS = {
+    "ZIP_WAIT_SECONDS": "0",
+    "WORKER_PROCESSES": "1",
+    "ANONYMOUS_UPLOAD": "true",
+    "JOB_STALLED_SECONDS": "3",
+}
+
+
+def test_a_job_killed_mid_way_is_taken_again_and_ends_with_every_entry_stored_once(clean_database, tmp_path):
     entries = [(f"Crash/SKU{n // 4}/{n}.png", noise_png(n, 300)) for n in range(60)]
-    settings = {"ZIP_WAIT_SECONDS": "0", "WORKER_PROCESSES": "1", "ANONYMOUS_UPLOAD": "true"}
-    with live_app(clean_database, tmp_path, **settings) as app:
-        answer = httpx.post(
-            f"{app.url}/api/upload",
-            files={"zipfile": ("crash.zip", make_zip(entries), "application/zip")},
-            headers=JSON,
-            timeout=30,
+    with live_app(clean_database, tmp_path, **KILL_SETTINGS) as app:
+        path = start_crash_job(app, entries)
+        before = httpx.get(f"{app.url}{path}", headers=JSON).json()
+        app.process.send_signal(signal.SIGKILL)
+        app.process.wait(10)
+    first = {r["entry"]: r for r in before["results"] if r["status"] == "stored"}
+    spooled = list((tmp_path / "images" / ".staging" / "jobs").glob("*.zip"))
+    assert len(spooled) == 1  # the kill left the archive's copy for the next attempt
+
+    # The next start's worker finds the dead worker's job (its heartbeat stopped) and goes on.
+    with live_app(clean_database, tmp_path, **KILL_SETTINGS) as app:
+        report = follow(httpx.Client(base_url=app.url), path, 60)[-1]
+        assert report["state"] == "done" and report["status"] == "success", report
+        assert report["stored"] == 60 and report["total"] == 60
+        stored = report["results"]
+        assert [r["entry"] for r in stored] == [entry for entry, _ in entries]
+        # Each entry once: no image stored twice, the first attempt's images kept as they were.
+        assert {r["id"] for r in stored} == stored_images(clean_database) and len(stored_images(clean_database)) == 60
+        for result in stored:
+            if result["entry"] in first:
+                assert result["id"] == first[result["entry"]]["id"]
+            assert httpx.get(f"{app.url}/images/{result['filename']}").status_code == 200
+        # A delete key of the first attempt still deletes its image.
+        some = next(iter(first.values()))
+        assert (
+            httpx.delete(
+                f"{app.url}{urlsplit(some['delete_url']).path}?{urlsplit(some['delete_url']).query}", headers=JSON
+            ).status_code
+            == 200
         )
-        path = job_path(answer)
-        deadline = time.monotonic() + 30
-        while (progress := httpx.get(f"{app.url}{path}", headers=JSON).json())["stored"] < 3:
-            assert progress["state"] != "done", "the job ended before it could be killed"
-            assert time.monotonic() < deadline, progress
-            time.sleep(0.01)
+        assert not spooled[0].exists()
+        log = (app.log_dir / "app.log").read_text()
+        assert "a zip_upload job's worker stopped answering: queued again." in log
+
+
+def test_a_job_killed_on_its_last_attempt_is_failed_with_its_stored_entries_listed(clean_database, tmp_path):
+    entries = [(f"Crash/SKU{n // 4}/{n}.png", noise_png(n, 300)) for n in range(60)]
+    with live_app(clean_database, tmp_path, **KILL_SETTINGS) as app:
+        path = start_crash_job(app, entries)
+        # As if two attempts had died already: this is the last.
+        run_sql(clean_database, "UPDATE procrastinate_jobs SET attempts = 2 WHERE status = 'doing'")
         app.process.send_signal(signal.SIGKILL)
         app.process.wait(10)
     spooled = list((tmp_path / "images" / ".staging" / "jobs").glob("*.zip"))
-    assert len(spooled) == 1  # the kill left the archive's copy behind
+    assert len(spooled) == 1
 
-    with live_app(clean_database, tmp_path, **settings) as app:
-        report = httpx.get(f"{app.url}{path}", headers=JSON).json()
+    with live_app(clean_database, tmp_path, **KILL_SETTINGS) as app:
+        report = follow(httpx.Client(base_url=app.url), path, 60)[-1]
         assert report["state"] == "failed" and report["status"] == "error"
         assert "interrupted by a restart" in report["error"]
         stored = [r for r in report["results"] if r["status"] == "stored"]
-        assert len(stored) >= 3 and report["stored"] == len(stored) and report["total"] == 60
-        rows = run_sql(clean_database, "SELECT i.id FROM images i JOIN album_images ai ON ai.image = i.id")
-        assert {r["id"] for r in stored} == {row[0] for row in rows}  # every stored image listed, no more
+        assert len(stored) >= 3 and report["stored"] == len(stored) < 60 and report["total"] == 60
+        assert {r["id"] for r in stored} == stored_images(clean_database)  # every stored image listed, no more
         for result in stored:
             assert (tmp_path / "images" / result["filename"]).is_file()
             assert httpx.get(f"{app.url}/images/{result['filename']}").status_code == 200
         assert not spooled[0].exists()
         log = (app.log_dir / "app.log").read_text()
+        assert "a zip_upload job's worker stopped answering: given up after 3 attempts." in log
         assert "upload job of crash.zip (album Crash) was interrupted: marked failed" in log
+
+
+def test_a_job_accepted_by_one_instance_is_run_by_another(clean_database, tmp_path):
+    """The accepting instance runs no jobs (JOB_CONCURRENCY=0); the other's worker takes it."""
+    shared = {
+        "ZIP_WAIT_SECONDS": "0",
+        "WORKER_PROCESSES": "1",
+        "IMAGES_DIR": str(tmp_path / "images"),
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+    }
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with live_app(clean_database, tmp_path / "a", JOB_CONCURRENCY="0", INSTANCE_NAME="a", **shared) as front:
+        answer = httpx.post(
+            f"{front.url}/api/upload",
+            files={"zipfile": ("shop.zip", make_zip(SHOP), "application/zip")},
+            headers={**JSON, "Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=30,
+        )
+        path = job_path(answer)
+        time.sleep(1.5)  # nobody takes it while only the front runs
+        waiting = httpx.get(f"{front.url}{path}", headers={**JSON, "Authorization": f"Bearer {ADMIN_TOKEN}"}).json()
+        assert waiting["state"] == "queued" and waiting["done"] == 0
+        with live_app(clean_database, tmp_path / "b", INSTANCE_NAME="b", **shared):
+            client = httpx.Client(base_url=front.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+            report = follow(client, path, 30)[-1]
+        assert report["state"] == "done" and report["stored"] == 3
+        runner = run_sql(clean_database, "SELECT runner FROM upload_jobs")[0][0]
+        assert runner.startswith("b:")

@@ -72,6 +72,14 @@ class Principal:
     def is_admin(self) -> bool:
         return self.role >= Role.ADMIN
 
+    def as_arguments(self) -> dict[str, Any]:
+        """For a queued task that acts for this principal later, on any instance (JSON)."""
+        return {"sub": self.sub, "name": self.name, "role": int(self.role), "kind": self.kind.value}
+
+    @classmethod
+    def from_arguments(cls, arguments: dict[str, Any]) -> Principal:
+        return cls(arguments["sub"], arguments["name"], Role(arguments["role"]), Kind(arguments["kind"]))
+
 
 ANONYMOUS = Principal()
 

@@ -1,44 +1,43 @@
 """A ZIP upload is a job: its state and each entry's result live in PostgreSQL as the entries
-finish, so another app process, a reload or a later request can show how far it got.
+finish, so any app instance, a reload or a later request can show how far it got.
 
 The job's id is a 128-bit random token that only the uploader is given; the table keys the job by
 the token's SHA-256, and the delete keys of anonymous uploads are sealed with the token, so a copy
-of the database gives neither a job's URL nor a way to delete its images.
+of the database gives neither a job's URL nor a way to delete its images. The queue's task that
+runs it (tasks/queue.py, on any instance's worker) carries the id encrypted with SECRET_KEY.
 
 An entry stored from the archive gets its job row in the image's own transaction (the album link's
-transaction): a crash leaves every stored image listed in its job. A job whose process died is
-marked failed by the next process that connects (finish_interrupted), recognised by its runner
-(host, pid and the pid's start time) or, from another host, by its heartbeat going stale.
+transaction): a crash leaves every stored image listed in its job, and the job's next attempt goes
+on from the entries not recorded yet. A job whose task will never run again (its attempts spent,
+or the queue lost it) is marked failed by the next instance that connects (finish_interrupted) or
+by the next read of it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
-import os
 import secrets
-import shutil
-import socket
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, BinaryIO
-
-import anyio.to_thread
 
 from imagehost.accounts.principal import Principal
 from imagehost.albums.tables import Album
 from imagehost.errors import ImageHostError, JobInterrupted, JobNotFound
 from imagehost.logging import action_log
 from imagehost.metrics import instruments
+from imagehost.storage.spools import Spools
 
-HEARTBEAT_SECONDS = 10.0
-# A running job whose process has not written for this long is taken as dead, whatever its host.
-STALE_SECONDS = 120
 UNFINISHED = ("queued", "running")
-SPOOL_FOLDER = "jobs"  # inside IMAGES_DIR/.staging: the archives of running jobs
+# Its task neither waits nor runs (spent, or lost): the job will not go on. A job not handed to the
+# queue ten minutes after it was made never will be (its instance died in between).
+_TASK_GONE = (
+    "((j.task_id IS NULL AND j.created_at < now() - interval '10 minutes')"
+    " OR (j.task_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs p"
+    " WHERE p.id = j.task_id AND p.status IN ('todo', 'doing'))))"
+)
 
 
 def new_job_id() -> str:
@@ -65,35 +64,23 @@ def unseal(job_id: str, number: int, sealed: str) -> str:
     return bytes(a ^ b for a, b in zip(raw, _pad(job_id, number), strict=False)).decode()
 
 
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux), None when there is no such process."""
+def _ticket_pad(secret: str, key: str) -> bytes:
+    return hmac.new(secret.encode(), f"job ticket {key}".encode(), hashlib.sha256).digest()
+
+
+def ticket(secret: str, job_id: str) -> str:
+    """The job id as the queue's task carries it: readable only with SECRET_KEY."""
+    raw = job_id.encode()
+    return bytes(a ^ b for a, b in zip(raw, _ticket_pad(secret, job_key(job_id)), strict=False)).hex()
+
+
+def job_id_of(secret: str, key: str, sealed: str) -> str | None:
+    """The job id back from its ticket; None when it does not match the job (another SECRET_KEY)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+        raw = bytes(a ^ b for a, b in zip(bytes.fromhex(sealed), _ticket_pad(secret, key), strict=False)).decode()
+    except (ValueError, UnicodeDecodeError):
         return None
-    except OSError:
-        return "?"
-    return stat.rpartition(")")[2].split()[19]
-
-
-def this_runner() -> str:
-    return f"{socket.gethostname()}|{os.getpid()}|{_start_time(os.getpid())}"
-
-
-def runner_is_gone(runner: str) -> bool:
-    """True when the process that ran a job on this host is no longer there (a pid reused by
-    another process has another start time). Other hosts' jobs: the heartbeat decides."""
-    host, _, rest = runner.partition("|")
-    pid_text, _, started = rest.partition("|")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return started != str(_start_time(pid))
-    now = _start_time(pid)
-    if now is None:
-        return True
-    return now != "?" and now != started
+    return raw if job_key(raw) == key else None
 
 
 @dataclass
@@ -146,8 +133,8 @@ def _params(reason: Any) -> str:
 class JobBook:
     """Reads and writes the upload_jobs and upload_job_entries tables, and the jobs' spooled archives."""
 
-    def __init__(self, staging: Path) -> None:
-        self.spool_folder = staging / SPOOL_FOLDER
+    def __init__(self, spools: Spools) -> None:
+        self.spools = spools
         self.log = action_log()
 
     # --- a job's life ----------------------------------------------------------------------------
@@ -157,37 +144,46 @@ class JobBook:
     ) -> None:
         await Album.raw(
             "INSERT INTO upload_jobs (id, archive_name, album_name, mode, started_by_sub, total, runner)"
-            " VALUES ({}, {}, {}, {}, {}, {}, {})",
+            " VALUES ({}, {}, {}, {}, {}, {}, '')",
             job_key(job_id),
             archive_name[:255],
             album_name,
             mode,
             principal.sub if principal.signed_in else None,
             total,
-            this_runner(),
         )
         instruments.record_zip_job("queued")
 
-    def spool(self, job_id: str, source: BinaryIO) -> Path:
-        """A copy of the request's archive that outlives the request (blocking: call from a thread)."""
-        self.spool_folder.mkdir(parents=True, exist_ok=True)
-        path = self.spool_folder / f"{job_key(job_id)}.zip"
-        source.seek(0)
-        with path.open("wb") as copy:
-            shutil.copyfileobj(source, copy, 1024 * 1024)
-        return path
+    async def spool(self, job_id: str, source: BinaryIO) -> None:
+        """A copy of the request's archive that outlives the request, where any worker finds it."""
+        await self.spools.keep(job_key(job_id), source)
 
-    async def started(self, job_id: str) -> None:
-        await Album.raw("UPDATE upload_jobs SET state = 'running', heartbeat_at = now() WHERE id = {}", job_key(job_id))
-        instruments.record_zip_job("running")
+    def spooled(self, job_id: str) -> Any:
+        """The archive's copy for the job's run (an async context: a file, or None when it is gone)."""
+        return self.spools.opened(job_key(job_id))
 
-    async def keep_alive(self, job_id: str) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-            try:
-                await Album.raw("UPDATE upload_jobs SET heartbeat_at = now() WHERE id = {}", job_key(job_id))
-            except Exception as error:  # the database may be away a moment; the job says so itself
-                self.log.warning(f"upload job heartbeat not written: {error}.", action="Database")
+    async def queued(self, job_id: str, task_id: int) -> None:
+        await Album.raw("UPDATE upload_jobs SET task_id = {} WHERE id = {}", task_id, job_key(job_id))
+
+    async def started(self, job_id: str, runner: str) -> bool:
+        """The job is taken by `runner`; False when it has already ended (nothing to do)."""
+        rows = await Album.raw(
+            "UPDATE upload_jobs SET state = 'running', heartbeat_at = now(), runner = {}"
+            " WHERE id = {} AND state IN ('queued', 'running') RETURNING id",
+            runner[:255],
+            job_key(job_id),
+        )
+        if rows:
+            instruments.record_zip_job("running")
+        return bool(rows)
+
+    async def requeued(self, job_id: str) -> None:
+        """Cut short (a shutdown, a lost database): it waits for its next attempt."""
+        await Album.raw("UPDATE upload_jobs SET state = 'queued' WHERE id = {} AND state = 'running'", job_key(job_id))
+
+    async def recorded(self, job_id: str) -> list[EntryRow]:
+        """The entries an earlier attempt of the job finished."""
+        return self._entries(job_id, await Album.raw(_ENTRIES, job_key(job_id)))
 
     async def record(self, job_id: str, number: int, result: Any, image_id: int | None = None) -> None:
         """One entry's result (an EntryResult). Called again for an entry stored in the image's
@@ -226,8 +222,8 @@ class JobBook:
         if failed:  # a job already finished is not failed again
             instruments.record_zip_job("failed")
 
-    def remove_spool(self, path: Path) -> None:
-        path.unlink(missing_ok=True)
+    async def remove_spool(self, job_id: str) -> None:
+        await self.spools.remove(job_key(job_id))
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -236,10 +232,9 @@ class JobBook:
         anonymous upload) and admins may read it; to everyone else it does not exist."""
         key = job_key(job_id)
         rows = await Album.raw(
-            "SELECT id AS key, state, archive_name, album_name, mode, started_by_sub, total, error_template,"
-            " error_params, created_at, finished_at, runner,"
-            " heartbeat_at < now() - make_interval(secs => {}) AS stale FROM upload_jobs WHERE id = {}",
-            STALE_SECONDS,
+            "SELECT j.id AS key, j.state, j.archive_name, j.album_name, j.mode, j.started_by_sub, j.total,"  # noqa: S608
+            " j.error_template, j.error_params, j.created_at, j.finished_at, " + _TASK_GONE + " AS gone"
+            " FROM upload_jobs j WHERE j.id = {}",
             key,
         )
         if not rows:
@@ -248,14 +243,18 @@ class JobBook:
         starter = row["started_by_sub"]
         if starter is not None and starter != principal.sub and not principal.is_admin:
             raise JobNotFound()
-        if row["state"] in UNFINISHED and (row["stale"] or runner_is_gone(row["runner"])):
+        if row["state"] in UNFINISHED and row["gone"]:
             await self._fail(key, JobInterrupted())
             return await self.read(job_id, principal)
         job = JobRow(
             **{name: row[name] for name in JobRow.__dataclass_fields__ if name not in {"error_params"}},
             error_params=_loaded(row["error_params"]),
         )
-        entries = [
+        return job, self._entries(job_id, await Album.raw(_ENTRIES, key))
+
+    @staticmethod
+    def _entries(job_id: str, rows: list[dict[str, Any]]) -> list[EntryRow]:
+        return [
             EntryRow(
                 number=entry["number"],
                 entry=entry["entry"],
@@ -269,55 +268,43 @@ class JobBook:
                 reason_template=entry["reason_template"],
                 reason_params=_loaded(entry["reason_params"]) or {},
             )
-            for entry in await Album.raw(_ENTRIES, key)
+            for entry in rows
         ]
-        return job, entries
 
     # --- after a crash ---------------------------------------------------------------------------
 
     async def finish_interrupted(self) -> int:
-        """Mark failed the jobs whose process is gone; remove the archives no running job needs.
-        Runs at start and whenever the database comes back. Returns how many jobs it failed."""
+        """Mark failed the jobs whose task will not run again; remove the archives no unfinished
+        job needs. Runs at start, whenever the database comes back, and after the queue gave up on
+        a job. Returns how many jobs it failed."""
         rows = await Album.raw(
-            "SELECT j.id, j.runner, j.archive_name, j.album_name, j.total,"
-            " j.heartbeat_at < now() - make_interval(secs => {}) AS stale,"
+            "SELECT j.id, j.archive_name, j.album_name, j.total,"  # noqa: S608
             " (SELECT count(*) FROM upload_job_entries e WHERE e.job = j.id AND e.status = 'stored') AS stored"
-            " FROM upload_jobs j WHERE j.state IN ('queued', 'running')",
-            STALE_SECONDS,
+            " FROM upload_jobs j WHERE j.state IN ('queued', 'running') AND " + _TASK_GONE
         )
-        failed = 0
         for row in rows:
-            if not (row["stale"] or runner_is_gone(row["runner"])):
-                continue
             await self._fail(row["id"], JobInterrupted())
-            failed += 1
             self.log.warning(
                 f"upload job of {row['archive_name']} (album {row['album_name']}) was interrupted: marked failed,"
                 f" {row['stored']} of {row['total']} entries stored and kept.",
                 action="Storage",
             )
         await self._remove_unneeded_spools()
-        return failed
+        return len(rows)
 
     async def _remove_unneeded_spools(self) -> None:
-        names = await anyio.to_thread.run_sync(self._spooled)
+        names = await self.spools.names()
         if not names:
             return
-        running = {
+        waiting = {
             row["id"]
             for row in await Album.raw(
-                "SELECT id FROM upload_jobs WHERE id = ANY({}::varchar[]) AND state IN ('queued', 'running')",
-                [path.stem for path in names],
+                "SELECT id FROM upload_jobs WHERE id = ANY({}::varchar[]) AND state IN ('queued', 'running')", names
             )
         }
-        for path in names:
-            if path.stem not in running:
-                await anyio.to_thread.run_sync(self.remove_spool, path)
-
-    def _spooled(self) -> list[Path]:
-        if not self.spool_folder.is_dir():
-            return []
-        return [path for path in self.spool_folder.iterdir() if path.suffix == ".zip"]
+        for name in names:
+            if name not in waiting:
+                await self.spools.remove(name)
 
 
 def _loaded(value: Any) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ import asyncpg
 
 from imagehost.accounts.principal import Principal
 from imagehost.albums.archive import Archive, ArchiveLimits, open_archive
-from imagehost.albums.jobs import JobBook, JobRow, new_job_id
+from imagehost.albums.jobs import EntryRow, JobBook, JobRow, job_id_of, job_key, new_job_id, ticket
 from imagehost.albums.mapping import map_files
 from imagehost.albums.names import catalogue_name, natural_key
 from imagehost.albums.tables import Album, AlbumImage, Article
@@ -36,15 +36,19 @@ from imagehost.errors import (
     ImageNotInAlbum,
     InvalidParameter,
     JobInterrupted,
+    JobsUnavailable,
     NoArchiveGiven,
     OrderMismatch,
     SameFileInArticle,
+    StorageUnavailable,
 )
 from imagehost.images.formats import ARCHIVE_CONVERTIBLE_NAMES
 from imagehost.images.service import DeleteCredentials, ImageService, IncomingFile, StoredImage
 from imagehost.images.tables import LARGEST_IMAGE_ID
 from imagehost.logging import action_log
 from imagehost.metrics import instruments
+from imagehost.storage import job_spools
+from imagehost.tasks.queue import UPLOADS, JobQueue, Run, TaskKind, worker_name
 
 MODES = ("merge", "replace")
 SYSTEM_FILE = N_("A system file or folder: skipped.")
@@ -199,6 +203,29 @@ _SET_POSITIONS = (
 # NO KEY UPDATE lets uploads go on linking new images to them meanwhile.
 _LOCK_ARTICLES = "SELECT id FROM articles WHERE id = ANY({}) ORDER BY id FOR NO KEY UPDATE"
 MOST_MOVED = 1000  # image ids in one move
+ZIP_TASK = "zip_upload"
+JOB_POLL_SECONDS = 0.1  # how often a request waiting for its ZIP's job looks at it
+
+
+def _result_of(row: EntryRow) -> EntryResult:
+    return EntryResult(
+        entry=row.entry,
+        status=row.status,  # type: ignore[arg-type]
+        album_name=row.album_name,
+        article_number=row.article_number,
+        image=StoredImage.from_row(row.image_row) if row.image_row else None,
+        delete_key=row.delete_key,
+        reason=Note(row.reason_template, row.reason_params) if row.reason_template else None,
+    )
+
+
+async def _run_zip_job(run: Run, **arguments: Any) -> None:
+    albums: AlbumService = run.services["albums"]
+    await albums.run_job(run, **arguments)
+
+
+# The queue's task of a ZIP batch (tasks/queue.py): any instance's worker runs it.
+ZIP_JOB = TaskKind(name=ZIP_TASK, run=_run_zip_job, queue=UPLOADS)
 
 
 @dataclass(frozen=True)
@@ -215,8 +242,8 @@ class AlbumService:
         self.settings = images.settings
         self.policy = images.policy
         self.log = action_log()
-        self.jobs = JobBook(images.store.staging)
-        self._running: set[asyncio.Task[ArchiveReport]] = set()
+        self.jobs = JobBook(job_spools(images.settings, images.store))
+        self.queue: JobQueue | None = None  # set by the app once its queue is open
 
     # --- ZIP batch upload --------------------------------------------------------------------------
 
@@ -257,9 +284,10 @@ class AlbumService:
         wait: float | None = None,
     ) -> ArchiveReport | StartedJob:
         """upload_archive as a job: archive-level refusals raise here, before the job exists; the
-        job then runs in the background of this process from a copy of the archive (the request's
-        file goes with the request). Its report when it ends within `wait` seconds (ZIP_WAIT_SECONDS),
-        else the job's id; GET /api/jobs/<id> (read_job) shows it."""
+        job is then a task of the queue, run by whichever instance's worker takes it (run_job), from
+        a copy of the archive in the store (the request's file goes with the request). Its report
+        when it ends within `wait` seconds (ZIP_WAIT_SECONDS), else the job's id; GET
+        /api/jobs/<id> (read_job) shows it."""
         self.policy.require_upload(principal)
         mode = (mode or "merge").strip().lower()
         if mode not in MODES:
@@ -276,92 +304,126 @@ class AlbumService:
         job_id = new_job_id()
         await self.jobs.create(job_id, principal, archive_name, album, mode, total)
         try:
-            spooled = await anyio.to_thread.run_sync(self.jobs.spool, job_id, source)
-        except OSError as error:
+            await self.jobs.spool(job_id, source)
+        except (OSError, StorageUnavailable) as error:
             await self.jobs.fail(job_id, JobInterrupted())
+            if isinstance(error, StorageUnavailable):
+                raise
             raise InvalidParameter(field="zipfile", reason=f"cannot keep the archive: {error}") from None
-        task = asyncio.create_task(self._run_job(job_id, spooled, archive_name, principal, album_name, mode))
-        self._running.add(task)
-        task.add_done_callback(self._job_ended)
+        if self.queue is None:
+            raise JobsUnavailable()
+        task_id = await self.queue.defer(
+            ZIP_TASK,
+            key=job_key(job_id),
+            ticket=ticket(self.settings.secret_key, job_id),
+            principal=principal.as_arguments(),
+            archive_name=archive_name,
+            album_name=album_name,
+            mode=mode,
+        )
+        await self.jobs.queued(job_id, task_id)
         wait = self.settings.zip_wait_seconds if wait is None else wait
-        done, _pending = await asyncio.wait({task}, timeout=wait) if wait > 0 else (set(), None)
-        if task in done:
-            return task.result()
+        deadline = asyncio.get_running_loop().time() + wait
+        while wait > 0:
+            found = await self.read_job(job_id, principal)
+            if found.job.state == "done":
+                return found.report
+            if found.job.state == "failed" or asyncio.get_running_loop().time() >= deadline:
+                break
+            await asyncio.sleep(JOB_POLL_SECONDS)
         return StartedJob(job_id)
 
-    def _job_ended(self, task: asyncio.Task[ArchiveReport]) -> None:
-        self._running.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved here: the job's row says how it failed
-
-    async def _run_job(
-        self, job_id: str, spooled: Any, archive_name: str, principal: Principal, album_name: str | None, mode: str
-    ) -> ArchiveReport:
-        heartbeat = asyncio.create_task(self.jobs.keep_alive(job_id))
-        source = None
-        archive = None
-        try:
-            await self.jobs.started(job_id)
-            source = await anyio.to_thread.run_sync(spooled.open, "rb")
-            limits = ArchiveLimits.from_settings(self.settings)
-            archive = await anyio.to_thread.run_sync(open_archive, source, archive_name, limits)
-            report = await self._store_archive(
-                archive, archive_name, principal, album_name, mode, progress=JobProgress(self.jobs, job_id)
+    async def run_job(
+        self,
+        run: Run,
+        key: str,
+        ticket: str,
+        principal: dict[str, Any],
+        archive_name: str,
+        album_name: str | None,
+        mode: str,
+    ) -> None:
+        """A ZIP job's attempt, in whichever instance's worker took it: its entries not recorded by
+        an earlier attempt are stored from the archive's copy. A refusal of the whole archive ends
+        the job failed; a cut (shutdown, the database lost) leaves it for the next attempt, or ends
+        it failed when this was the last one. The archive's copy goes when the job has ended."""
+        job_id = job_id_of(self.settings.secret_key, key, ticket)
+        if job_id is None:
+            self.log.error(
+                f"upload job of {archive_name} cannot be run here: its ticket does not open with this"
+                " instance's SECRET_KEY (every instance needs the same one).",
+                action="Jobs",
             )
+            raise JobsUnavailable()  # tried again, perhaps by an instance with the right key
+        who = Principal.from_arguments(principal)
+        if not await self.jobs.started(job_id, worker_name(self.settings)):
+            await self.jobs.remove_spool(job_id)
+            return  # ended already (failed by a read while no worker had it)
+        ended = True
+        try:
+            async with self.jobs.spooled(job_id) as source:
+                if source is None:
+                    raise JobInterrupted()  # the archive's copy is lost: nothing can go on
+                limits = ArchiveLimits.from_settings(self.settings)
+                archive = await anyio.to_thread.run_sync(open_archive, source, archive_name, limits)
+                try:
+                    done = await self._recorded_results(job_id)
+                    await self._store_archive(
+                        archive, archive_name, who, album_name, mode, progress=JobProgress(self.jobs, job_id), done=done
+                    )
+                finally:
+                    await anyio.to_thread.run_sync(archive.close)
             await self.jobs.finish(job_id)
-            return report
-        except BaseException as error:
-            failure = error if isinstance(error, ImageHostError) else JobInterrupted()
-            try:
-                await asyncio.shield(self.jobs.fail(job_id, failure))
-            except Exception as lost:  # the next start marks it failed
-                self.log.error(f"upload job of {archive_name} failed and cannot say so: {lost}.", action="Database")
+        except ImageHostError as refusal:
+            await self._job_failed(job_id, archive_name, refusal)
+        except BaseException:
+            ended = run.last
+            if ended:
+                await self._job_failed(job_id, archive_name, JobInterrupted())
+            else:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.jobs.requeued(job_id))
             raise
         finally:
-            heartbeat.cancel()
-            if archive is not None:
-                await anyio.to_thread.run_sync(archive.close)
-            if source is not None:
-                source.close()
-            await anyio.to_thread.run_sync(self.jobs.remove_spool, spooled)
+            if ended:
+                with contextlib.suppress(Exception):  # finish_interrupted removes what is left
+                    await asyncio.shield(self.jobs.remove_spool(job_id))
 
-    async def stop_jobs(self) -> None:
-        """At shutdown: the jobs still running are cut and marked failed (their stored images stay)."""
-        for task in list(self._running):
-            task.cancel()
-        for task in list(self._running):
-            with contextlib.suppress(Exception, asyncio.CancelledError):  # each job's row records its end
-                await task
+    async def _job_failed(self, job_id: str, archive_name: str, failure: ImageHostError) -> None:
+        try:
+            await asyncio.shield(self.jobs.fail(job_id, failure))
+        except Exception as lost:  # the next start marks it failed
+            self.log.error(f"upload job of {archive_name} failed and cannot say so: {lost}.", action="Database")
+
+    async def _recorded_results(self, job_id: str) -> dict[int, EntryResult]:
+        """What earlier attempts of the job finished, by entry number."""
+        return {row.number: _result_of(row) for row in await self.jobs.recorded(job_id)}
 
     async def finish_interrupted(self) -> int:
         return await self.jobs.finish_interrupted()
 
     async def read_job(self, job_id: str, principal: Principal) -> JobReport:
         job, entries = await self.jobs.read(job_id, principal)
-        results = [
-            EntryResult(
-                entry=row.entry,
-                status=row.status,  # type: ignore[arg-type]
-                album_name=row.album_name,
-                article_number=row.article_number,
-                image=StoredImage.from_row(row.image_row) if row.image_row else None,
-                delete_key=row.delete_key,
-                reason=Note(row.reason_template, row.reason_params) if row.reason_template else None,
-            )
-            for row in entries
-        ]
+        results = [_result_of(row) for row in entries]
         return JobReport(job=job, report=ArchiveReport(job.album_name, job.archive_name, results))
 
     async def _check_album(
-        self, archive: Archive, archive_name: str, principal: Principal, album_name: str | None, mode: str
+        self,
+        archive: Archive,
+        archive_name: str,
+        principal: Principal,
+        album_name: str | None,
+        mode: str,
+        ours: int | None = None,
     ) -> Any:
         """The archive's album by the mapping rule, and whether this principal may add to (or
-        replace) it. Returns the mapping and the existing album (None for a new one)."""
+        replace) it. Returns the mapping and the existing album (None for a new one). `ours`: the
+        album an earlier attempt of this job stored into (created by it, for an anonymous upload)."""
         files = [entry for entry in archive.entries if entry.verdict == "file"]
         mapping = map_files([entry.parts for entry in files], archive_name, album_name)
         album = mapping.album
         existing = await self.find_album(album)
-        if existing is not None and not self.policy.may_add_to_album(principal):
+        if existing is not None and existing.id != ours and not self.policy.may_add_to_album(principal):
             raise AlbumExists(name=album)
         if (
             existing is not None
@@ -379,8 +441,14 @@ class AlbumService:
         album_name: str | None,
         mode: str,
         progress: JobProgress | None = None,
+        done: dict[int, EntryResult] | None = None,
     ) -> ArchiveReport:
-        checked = await self._check_album(archive, archive_name, principal, album_name, mode)
+        """`done`: the entries an earlier attempt of this job finished, by number: kept as they are."""
+        done = done or {}
+        ours = await self._album_of(
+            result.image.id for result in done.values() if result.status == "stored" and result.image
+        )
+        checked = await self._check_album(archive, archive_name, principal, album_name, mode, ours=ours)
         album, files, mapping, existing = checked.name, checked.files, checked.mapping, checked.existing
         placements = dict(zip(map(id, files), mapping.placements, strict=True))
         job: dict[str, int | None] = {"album_id": existing.id if existing else None}
@@ -431,6 +499,9 @@ class AlbumService:
             for number, entry in enumerate(archive.entries):
                 if failed:
                     break  # a failure that is not the entry's own (a bug, the database gone): no new entries
+                if number in done:
+                    results.append(done[number])
+                    continue
                 placement = placements.get(id(entry))
                 result = EntryResult(entry=entry.name, status="skipped", album_name=album)
                 results.append(result)
@@ -486,6 +557,15 @@ class AlbumService:
             report.removed = await self._remove_images(existing.id, self._granted(principal, album), keep=kept)
         self._log_report(report, principal, mode)
         return report
+
+    @staticmethod
+    async def _album_of(images: Any) -> int | None:
+        """The album the first of these images is in (None for none)."""
+        ids = list(images)
+        if not ids:
+            return None
+        rows = await AlbumImage.raw("SELECT album FROM album_images WHERE image = ANY({}) LIMIT 1", ids)
+        return rows[0]["album"] if rows else None
 
     def _linker(
         self,

@@ -1,30 +1,34 @@
 """`python -m imagehost schedule`: a backup every BACKUP_INTERVAL, a consistency scrub every SCRUB_INTERVAL.
 
-It runs forever (compose's `scheduler` service). When a job is next due comes from what is on
-disk, so a restart neither repeats nor skips one: the backup's from the newest backup's name (a
-backup made by hand counts too), the scrub's from `.schedule.json` in BACKUP_DIR. A job that fails
-is logged and tried again after RETRY_SECONDS (or its interval, if shorter), never in a tight loop.
-`run_due(now)` runs one cycle for a given clock reading: the loop is that, then a sleep.
+It runs forever (compose's `scheduler` service), as a worker of the job queue's `schedule` queue
+(tasks/queue.py): every TICK a `schedule_tick` task is deferred, once per tick however many
+schedulers run on however many machines (procrastinate keeps one job per periodic tick), and
+whichever scheduler takes it runs what is due. A scheduler killed mid-backup leaves its tick to
+another (the queue's sweep), which finds the backup still due and makes it.
+
+When a job is next due comes from PostgreSQL (`schedule_runs`), so neither a restart nor a second
+scheduler repeats or skips one; a backup's last run is also the newest backup's name in BACKUP_DIR
+(a backup made by hand counts too). A job that fails is logged and tried again after RETRY_SECONDS
+(or its interval, if shorter), never in a tight loop. `run_due(now)` runs one tick for a given clock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import json
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
+from typing import Any
+
+import asyncpg
 
 from imagehost.logging import action_log
 from imagehost.ops.backup import list_backups, make_backup
 from imagehost.settings import Settings
+from imagehost.tasks.queue import SCHEDULE, JobQueue, Run, TaskKind
 
 RETRY_SECONDS = 15 * 60
-# Wake up now and then even when nothing is due: a backup made by hand moves the next one.
-MAX_SLEEP_SECONDS = 300
-STATE = ".schedule.json"
+TICK = "* * * * * */15"  # cron, seconds last: every 15 s
 BACKUP, SCRUB = "backup", "scrub"
 
 Job = Callable[[Settings, float], Awaitable[None]]
@@ -63,32 +67,49 @@ class Schedule:
             BACKUP: (settings.backup_interval_seconds, backup),
             SCRUB: (settings.scrub_interval_seconds, scrub_job),
         }
+        self.ran_at: dict[str, float] = {}
         self.retry_at: dict[str, float] = {}
         self.log = action_log()
 
-    @property
-    def state_path(self) -> Path:
-        return self.settings.backup_dir / STATE
-
-    def _read_state(self) -> dict[str, float]:
+    async def load(self) -> None:
+        """When each job last ran well and when a failed one is tried again, as every scheduler sees it."""
+        connection = await asyncpg.connect(self.settings.database_url)
         try:
-            return {key: float(value) for key, value in json.loads(self.state_path.read_text()).items()}
-        except (OSError, ValueError, AttributeError):
-            return {}
+            rows = await connection.fetch("SELECT job, ran_at, retry_at FROM schedule_runs")
+        finally:
+            await connection.close()
+        self.ran_at = {row["job"]: row["ran_at"].timestamp() for row in rows if row["ran_at"] is not None}
+        self.retry_at = {row["job"]: row["retry_at"].timestamp() for row in rows if row["retry_at"] is not None}
 
-    def _record(self, job: str, at: float) -> None:
-        state = self._read_state()
-        state[job] = at
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.state_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(state))
-        temporary.replace(self.state_path)
+    async def _record(self, job: str, *, ran_at: float | None = None, retry_at: float | None = None) -> None:
+        def stamp(at: float | None) -> dt.datetime | None:
+            return None if at is None else dt.datetime.fromtimestamp(at, dt.UTC)
+
+        connection = await asyncpg.connect(self.settings.database_url)
+        try:
+            await connection.execute(
+                "INSERT INTO schedule_runs (job, ran_at, retry_at) VALUES ($1, $2, $3) ON CONFLICT (job) DO UPDATE"
+                " SET ran_at = COALESCE(EXCLUDED.ran_at, schedule_runs.ran_at), retry_at = EXCLUDED.retry_at",
+                job,
+                stamp(ran_at),
+                stamp(retry_at),
+            )
+        finally:
+            await connection.close()
+        if ran_at is not None:
+            self.ran_at[job] = ran_at
+        if retry_at is None:
+            self.retry_at.pop(job, None)
+        else:
+            self.retry_at[job] = retry_at
 
     def last_run(self, job: str) -> float | None:
+        ran = self.ran_at.get(job)
         if job == BACKUP:
             backups = list_backups(self.settings.backup_dir)
-            return backups[-1].made_at.timestamp() if backups else None
-        return self._read_state().get(job)
+            if backups:
+                ran = max(ran or 0.0, backups[-1].made_at.timestamp())
+        return ran
 
     def due_at(self, job: str) -> float | None:
         """When `job` is next due (epoch seconds; 0 for at once); None when it is turned off."""
@@ -101,6 +122,7 @@ class Schedule:
 
     async def run_due(self, now: float) -> list[str]:
         """Run every job due at `now`, one after the other; returns the names of those that ran well."""
+        await self.load()
         done = []
         for job, (interval, action) in self.jobs.items():
             due = self.due_at(job)
@@ -109,42 +131,32 @@ class Schedule:
             try:
                 await action(self.settings, now)
             except Exception as failure:
-                self.retry_at[job] = now + min(RETRY_SECONDS, interval)
+                await self._record(job, retry_at=now + min(RETRY_SECONDS, interval))
                 if job != BACKUP:  # make_backup logs its own failures
                     self.log.error(f"{job} failed: {type(failure).__name__}: {failure}", action="Schedule")
                 continue
-            self.retry_at.pop(job, None)
-            self._record(job, now)
+            await self._record(job, ran_at=now)
             done.append(job)
         return done
 
-    def seconds_until_next(self, now: float) -> float:
-        dues = [due for job in self.jobs if (due := self.due_at(job)) is not None]
-        wait = min(dues) - now if dues else MAX_SLEEP_SECONDS
-        return min(max(wait, 1.0), MAX_SLEEP_SECONDS)
-
-    async def run_forever(self, stop: asyncio.Event, clock: Callable[[], float] = time.time) -> None:
-        """Cycles until `stop` is set; a job running then is cancelled (a half-made backup is removed)."""
+    def describe(self) -> str:
         backup_every, scrub_every = self.jobs[BACKUP][0], self.jobs[SCRUB][0]
-        self.log.info(
-            f"started: a backup every {describe_interval(backup_every)} into {self.settings.backup_dir} "
-            f"(keeping {self.settings.backup_keep}), a consistency scrub every {describe_interval(scrub_every)}.",
-            action="Schedule",
+        return (
+            f"a backup every {describe_interval(backup_every)} into {self.settings.backup_dir} "
+            f"(keeping {self.settings.backup_keep}), a consistency scrub every {describe_interval(scrub_every)}"
         )
-        while not stop.is_set():
-            cycle = asyncio.ensure_future(self.run_due(clock()))
-            stopping = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({cycle, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if not cycle.done():
-                cycle.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await cycle
-                break
-            cycle.result()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.seconds_until_next(clock()))
-        self.log.info("stopped.", action="Schedule")
+
+
+async def _tick(run: Run, timestamp: int, **_ignored: Any) -> None:
+    """One tick of the schedule, in whichever scheduler took it."""
+    schedule: Schedule = run.services["schedule"]
+    await schedule.run_due(time.time())
+
+
+# Deferred once per TICK by the schedulers together; one tick waits at most, one runs at a time.
+SCHEDULE_TICK = TaskKind(
+    name="schedule_tick", run=_tick, queue=SCHEDULE, lock="schedule", queueing_lock="schedule", periodic=TICK
+)
 
 
 def schedule_command(settings: Settings) -> int:
@@ -156,7 +168,17 @@ def schedule_command(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await Schedule(settings).run_forever(stop)
+        schedule = Schedule(settings)
+        queue = JobQueue(settings, [SCHEDULE_TICK])
+        log = action_log()
+        await queue.open()
+        queue.start_worker([SCHEDULE], 1, {"schedule": schedule})
+        log.info(f"started: {schedule.describe()}.", action="Schedule")
+        try:
+            await stop.wait()
+        finally:
+            await queue.close()  # a tick running now is cut; another scheduler (or the next start) takes it
+            log.info("stopped.", action="Schedule")
 
     asyncio.run(run())
     return 0

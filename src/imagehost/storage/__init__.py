@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from imagehost.settings import Settings
     from imagehost.storage.files import ImageFiles
     from imagehost.storage.objects import ObjectStore
+    from imagehost.storage.spools import Spools
 
 
 def object_store(settings: Settings) -> ObjectStore | None:
@@ -30,3 +31,14 @@ def image_files(settings: Settings, store: ImageStore) -> ImageFiles:
     from imagehost.storage.local import LocalFiles
 
     return LocalFiles(store)
+
+
+def job_spools(settings: Settings, store: ImageStore) -> Spools:
+    """Where ZIPs wait for their jobs: the bucket's `jobs/` with STORAGE=s3, else IMAGES_DIR/.staging/jobs."""
+    if (objects := object_store(settings)) is not None:
+        from imagehost.storage.spools import BucketSpools
+
+        return BucketSpools(objects)
+    from imagehost.storage.spools import FolderSpools
+
+    return FolderSpools(store.staging / "jobs")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 
@@ -21,8 +22,9 @@ class StoredObject:
 
 
 class ObjectStore(Protocol):
-    async def put(self, key: str, content: bytes, content_type: str) -> None:
-        """Store `content` under `key`, replacing what was there; large ones in parts."""
+    async def put(self, key: str, content: bytes | Path, content_type: str) -> None:
+        """Store `content` (bytes, or a file's path) under `key`, replacing what was there; large
+        ones in parts."""
 
     async def get(self, key: str) -> bytes | None:
         """The whole object, or None when there is none."""
@@ -38,6 +40,14 @@ class ObjectStore(Protocol):
 
     def listing(self, prefix: str = "") -> AsyncIterator[StoredObject]:
         """Every object whose key starts with `prefix`, page by page underneath."""
+
+    async def folders(self, prefix: str) -> list[str]:
+        """The "folders" right under `prefix` (a folder, such as `thumbs`): the names between it and
+        the next `/` of the keys below it, from one listing by delimiter, without listing the keys."""
+
+    async def copy(self, source: str, target: str) -> None:
+        """Copy `source` to `target` within the store (the bytes never pass through us), replacing
+        what was there. FileNotFoundError when `source` is not there."""
 
     async def probe(self) -> str | None:
         """None when the store answers and takes writes; otherwise why not (for /ready)."""

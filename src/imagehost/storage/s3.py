@@ -14,6 +14,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -96,7 +97,8 @@ class S3ObjectStore:
             retry_config=retries,
         )
 
-    async def put(self, key: str, content: bytes, content_type: str) -> None:
+    async def put(self, key: str, content: bytes | Path, content_type: str) -> None:
+        """`content`: bytes, or a file's path (read part by part, never whole into memory)."""
         try:
             await obstore.put_async(
                 self._store,
@@ -170,6 +172,25 @@ class S3ObjectStore:
                         yield self._stored_object(meta)
                     elif partial and meta["path"] > prefix:
                         return
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
+
+    async def folders(self, prefix: str) -> list[str]:
+        folder = prefix.strip("/")
+        try:
+            found = await obstore.list_with_delimiter_async(self._store, folder or None)
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
+        start = f"{folder}/" if folder else ""
+        return sorted(path.removeprefix(start).strip("/") for path in found["common_prefixes"])
+
+    async def copy(self, source: str, target: str) -> None:
+        try:
+            await obstore.copy_async(self._store, source, target)
+        except FileNotFoundError as exc:
+            if _error_code(exc) == "NoSuchBucket":
+                raise self._unavailable(exc) from exc
+            raise
         except Exception as exc:
             raise self._unavailable(exc) from exc
 

@@ -29,10 +29,13 @@ from imagehost.ops.backup.report import describe_backup
 from imagehost.settings import Settings
 from imagehost.storage import object_store
 from imagehost.storage.bucket import PENDING_TABLE
+from imagehost.tasks.queue import QUEUE_TABLES
 from imagehost.web.stores import TABLE as SHARED_STORE
 
-# Rows that only ever hold what is in flight (rate-limit counts, objects being written): not backed up.
-TRANSIENT_TABLES = (SHARED_STORE, PENDING_TABLE)
+# Rows that only ever hold what is in flight (rate-limit counts, objects being written, the job
+# queue's jobs and workers): not backed up. After a restore an unfinished ZIP job has no task and is
+# marked failed (its stored entries listed), rather than run again from an archive that is gone.
+TRANSIENT_TABLES = (SHARED_STORE, PENDING_TABLE, *QUEUE_TABLES)
 
 
 @dataclass(frozen=True)
