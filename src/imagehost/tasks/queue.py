@@ -38,6 +38,8 @@ RETRY_WAIT_SECONDS = 5
 RESTART_SECONDS = 5.0  # a worker that stopped on an error (PostgreSQL away) starts again after this
 POOL_TIMEOUT_SECONDS = 10.0
 CLOSE_SECONDS = 10.0
+# The worker and its sweep start this long after the app: its first requests have the process first.
+START_DELAY_SECONDS = 1.0
 WORKER_TASK = "job worker"
 
 
@@ -127,7 +129,7 @@ class JobQueue:
         self._closing = True
         stopping = asyncio.get_running_loop().time() + CLOSE_SECONDS
         for task in self._tasks:
-            if task.get_name() != WORKER_TASK:
+            if task.get_name() != WORKER_TASK or self._worker is None:  # not started yet: only sleeping
                 task.cancel()
         while not all(task.done() for task in self._tasks) and asyncio.get_running_loop().time() < stopping:
             if self._worker is not None:
@@ -172,6 +174,7 @@ class JobQueue:
         self._tasks.append(asyncio.create_task(self._sweep(queues), name="job sweep"))
 
     async def _work(self, queues: list[str], concurrency: int, services: dict[str, Any]) -> None:
+        await asyncio.sleep(START_DELAY_SECONDS)
         while not self._closing:
             self._worker = procrastinate.worker.Worker(
                 app=self.app,
@@ -199,6 +202,7 @@ class JobQueue:
                 await asyncio.sleep(RESTART_SECONDS)
 
     async def _sweep(self, queues: list[str]) -> None:
+        await asyncio.sleep(START_DELAY_SECONDS)
         while True:
             await asyncio.sleep(self.stalled_after / 3)
             try:

@@ -142,7 +142,7 @@ class CheckReport:
         """One line: what was checked, and what was found (and fixed)."""
         checked = (
             f"{self.rows:,} images, {self.files:,} files and {self.thumbnails:,} thumbnails checked"
-            f" in {self.duration_seconds:.1f} s"
+            f" in {round(self.duration_seconds, 3):.1f} s"  # as as_json keeps it: a reloaded report reads the same
         )
         if not self.problems:
             marked = self.counts.get("marked_missing", 0)
