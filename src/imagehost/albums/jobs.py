@@ -49,35 +49,33 @@ def job_key(job_id: str) -> str:
     return hashlib.sha256(job_id.encode()).hexdigest()
 
 
-def _pad(job_id: str, number: int) -> bytes:
-    return hmac.new(job_id.encode(), f"delete key of entry {number}".encode(), hashlib.sha256).digest()
+def _pad(secret: str, purpose: str) -> bytes:
+    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()
+
+
+def _xor(data: bytes, pad: bytes) -> bytes:
+    """A one-time pad over `data` (at most the pad's 32 bytes): the same call seals and opens."""
+    return bytes(a ^ b for a, b in zip(data, pad, strict=False))
 
 
 def seal(job_id: str, number: int, delete_key: str) -> str:
     """The delete key of entry `number`, readable only with the job id (a one-time pad per entry)."""
-    raw = delete_key.encode()
-    return bytes(a ^ b for a, b in zip(raw, _pad(job_id, number), strict=False)).hex()
+    return _xor(delete_key.encode(), _pad(job_id, f"delete key of entry {number}")).hex()
 
 
 def unseal(job_id: str, number: int, sealed: str) -> str:
-    raw = bytes.fromhex(sealed)
-    return bytes(a ^ b for a, b in zip(raw, _pad(job_id, number), strict=False)).decode()
-
-
-def _ticket_pad(secret: str, key: str) -> bytes:
-    return hmac.new(secret.encode(), f"job ticket {key}".encode(), hashlib.sha256).digest()
+    return _xor(bytes.fromhex(sealed), _pad(job_id, f"delete key of entry {number}")).decode()
 
 
 def ticket(secret: str, job_id: str) -> str:
     """The job id as the queue's task carries it: readable only with SECRET_KEY."""
-    raw = job_id.encode()
-    return bytes(a ^ b for a, b in zip(raw, _ticket_pad(secret, job_key(job_id)), strict=False)).hex()
+    return _xor(job_id.encode(), _pad(secret, f"job ticket {job_key(job_id)}")).hex()
 
 
 def job_id_of(secret: str, key: str, sealed: str) -> str | None:
     """The job id back from its ticket; None when it does not match the job (another SECRET_KEY)."""
     try:
-        raw = bytes(a ^ b for a, b in zip(bytes.fromhex(sealed), _ticket_pad(secret, key), strict=False)).decode()
+        raw = _xor(bytes.fromhex(sealed), _pad(secret, f"job ticket {key}")).decode()
     except (ValueError, UnicodeDecodeError):
         return None
     return raw if job_key(raw) == key else None
@@ -180,6 +178,11 @@ class JobBook:
     async def requeued(self, job_id: str) -> None:
         """Cut short (a shutdown, a lost database): it waits for its next attempt."""
         await Album.raw("UPDATE upload_jobs SET state = 'queued' WHERE id = {} AND state = 'running'", job_key(job_id))
+
+    async def state(self, job_id: str) -> str | None:
+        """The job's state alone (None for no such job): what a waiting request polls."""
+        rows = await Album.raw("SELECT state FROM upload_jobs WHERE id = {}", job_key(job_id))
+        return rows[0]["state"] if rows else None
 
     async def recorded(self, job_id: str) -> list[EntryRow]:
         """The entries an earlier attempt of the job finished."""

@@ -242,7 +242,7 @@ class AlbumService:
         self.settings = images.settings
         self.policy = images.policy
         self.log = action_log()
-        self.jobs = JobBook(job_spools(images.settings, images.store))
+        self.jobs = JobBook(job_spools(images.files, images.store))
         self.queue: JobQueue | None = None  # set by the app once its queue is open
 
     # --- ZIP batch upload --------------------------------------------------------------------------
@@ -325,10 +325,10 @@ class AlbumService:
         wait = self.settings.zip_wait_seconds if wait is None else wait
         deadline = asyncio.get_running_loop().time() + wait
         while wait > 0:
-            found = await self.read_job(job_id, principal)
-            if found.job.state == "done":
-                return found.report
-            if found.job.state == "failed" or asyncio.get_running_loop().time() >= deadline:
+            state = await self.jobs.state(job_id)  # one short query a poll; the report once, at the end
+            if state == "done":
+                return (await self.read_job(job_id, principal)).report
+            if state == "failed" or asyncio.get_running_loop().time() >= deadline:
                 break
             await asyncio.sleep(JOB_POLL_SECONDS)
         return StartedJob(job_id)

@@ -33,12 +33,12 @@ def image_files(settings: Settings, store: ImageStore) -> ImageFiles:
     return LocalFiles(store)
 
 
-def job_spools(settings: Settings, store: ImageStore) -> Spools:
-    """Where ZIPs wait for their jobs: the bucket's `jobs/` with STORAGE=s3, else IMAGES_DIR/.staging/jobs."""
-    if (objects := object_store(settings)) is not None:
-        from imagehost.storage.spools import BucketSpools
+def job_spools(files: ImageFiles, store: ImageStore) -> Spools:
+    """Where ZIPs wait for their jobs: beside the images `files` (image_files' choice, and its
+    bucket client): the bucket's `jobs/` with STORAGE=s3, else IMAGES_DIR/.staging/jobs."""
+    from imagehost.storage.bucket import BucketImageStore
+    from imagehost.storage.spools import BucketSpools, FolderSpools
 
-        return BucketSpools(objects)
-    from imagehost.storage.spools import FolderSpools
-
+    if isinstance(files, BucketImageStore):
+        return BucketSpools(files.objects)
     return FolderSpools(store.staging / "jobs")

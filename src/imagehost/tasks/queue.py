@@ -156,16 +156,6 @@ class JobQueue:
             self.log.error(f"cannot queue a {name} job: {error}", action="Database")
             raise DatabaseUnavailable(reason=str(error)) from None
 
-    async def waiting_or_running(self, name: str) -> int:
-        """How many jobs of task `name` wait or run."""
-        async with self.pool.connection() as connection:
-            cursor = await connection.execute(
-                "SELECT count(*) FROM procrastinate_jobs WHERE task_name = %s AND status IN ('todo', 'doing')",
-                (name,),
-            )
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
-
     # --- working ---------------------------------------------------------------------------------
 
     def start_worker(self, queues: list[str], concurrency: int, services: dict[str, Any]) -> None:
