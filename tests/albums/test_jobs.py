@@ -237,3 +237,27 @@ def test_a_job_accepted_by_one_instance_is_run_by_another(clean_database, tmp_pa
         assert report["state"] == "done" and report["stored"] == 3
         runner = run_sql(clean_database, "SELECT runner FROM upload_jobs")[0][0]
         assert runner.startswith("b:")
+
+
+def test_a_job_cut_by_a_clean_shutdown_is_finished_by_the_next_start(clean_database, tmp_path):
+    entries = [(f"Stop/SKU{n // 4}/{n}.png", noise_png(n, 300)) for n in range(60)]
+    with live_app(clean_database, tmp_path, **KILL_SETTINGS) as app:
+        path = start_crash_job(app, entries)
+    # live_app's exit is SIGTERM: the running job was cut and put back in the queue, not failed.
+    state = run_sql(clean_database, "SELECT state FROM upload_jobs")[0][0]
+    assert state == "queued"
+    with live_app(clean_database, tmp_path, **KILL_SETTINGS) as app:
+        report = follow(httpx.Client(base_url=app.url), path, 60)[-1]
+        assert report["state"] == "done" and report["stored"] == 60
+        assert len(stored_images(clean_database)) == 60
+
+
+def test_a_ticket_opens_only_with_its_secret_key():
+    from imagehost.albums.jobs import job_id_of, job_key, new_job_id, ticket
+
+    job_id = new_job_id()
+    sealed = ticket("the instances' key", job_id)
+    assert job_id not in sealed
+    assert job_id_of("the instances' key", job_key(job_id), sealed) == job_id
+    assert job_id_of("another key", job_key(job_id), sealed) is None
+    assert job_id_of("the instances' key", job_key(job_id), "not hex") is None

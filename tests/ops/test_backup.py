@@ -31,9 +31,9 @@ def ops_settings(settings, tmp_path):
     return replace(settings, backup_dir=tmp_path / "backups")
 
 
-def cli(settings, *arguments: str, **env: str) -> subprocess.CompletedProcess:
-    """The command as an operator types it, with the settings in the environment."""
-    environment = {
+def cli_environment(settings, **env: str) -> dict[str, str]:
+    """The settings as an operator's command (`python -m imagehost ...`) finds them."""
+    return {
         **os.environ,
         "PYTHONPATH": f"{PROJECT_ROOT / 'src'}{os.pathsep}{PROJECT_ROOT}",
         "DATABASE_URL": settings.database_url,
@@ -42,6 +42,11 @@ def cli(settings, *arguments: str, **env: str) -> subprocess.CompletedProcess:
         "BACKUP_DIR": str(settings.backup_dir),
         **env,
     }
+
+
+def cli(settings, *arguments: str, **env: str) -> subprocess.CompletedProcess:
+    """The command as an operator types it, with the settings in the environment."""
+    environment = cli_environment(settings, **env)
     return subprocess.run(
         [sys.executable, "-m", "imagehost", *arguments],
         env=environment,

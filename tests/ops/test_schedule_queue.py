@@ -4,31 +4,21 @@ SIGTERM ends cleanly."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 from imagehost.ops.backup import list_backups
 from tests.conftest import run_sql
-from tests.live import PROJECT_ROOT
-from tests.ops.test_backup import upload_some
+from tests.ops.test_backup import cli_environment, upload_some
 
 
 def scheduler(settings, name: str) -> subprocess.Popen:
-    environment = {
-        **os.environ,
-        "PYTHONPATH": f"{PROJECT_ROOT / 'src'}{os.pathsep}{PROJECT_ROOT}",
-        "DATABASE_URL": settings.database_url,
-        "IMAGES_DIR": str(settings.images_dir),
-        "LOG_DIR": str(settings.log_dir),
-        "BACKUP_DIR": str(settings.backup_dir),
-        "INSTANCE_NAME": name,
-        "BACKUP_INTERVAL": "1d",
-        "SCRUB_INTERVAL": "0",
-        "JOB_STALLED_SECONDS": "3",
-    }
+    environment = cli_environment(
+        settings, INSTANCE_NAME=name, BACKUP_INTERVAL="1d", SCRUB_INTERVAL="0", JOB_STALLED_SECONDS="3"
+    )
     output = (settings.log_dir.parent / f"{name}.out").open("wb")
     return subprocess.Popen(
         [sys.executable, "-m", "imagehost", "schedule"], env=environment, stdout=output, stderr=subprocess.STDOUT
@@ -38,8 +28,6 @@ def scheduler(settings, name: str) -> subprocess.Popen:
 def test_two_schedulers_make_a_scheduled_backup_once(make_client, settings, tmp_path):
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     upload_some(make_client(), 1)
-    from dataclasses import replace
-
     settings = replace(settings, backup_dir=tmp_path / "backups")
     first, second = scheduler(settings, "one"), scheduler(settings, "two")
     try:
