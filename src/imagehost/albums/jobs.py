@@ -214,7 +214,8 @@ class JobBook:
     async def fail(self, job_id: str, error: ImageHostError) -> None:
         await self._fail(job_key(job_id), error)
 
-    async def _fail(self, key: str, error: ImageHostError) -> None:
+    async def _fail(self, key: str, error: ImageHostError) -> bool:
+        """Fail an unfinished job; False when it had finished already (or another caller failed it)."""
         failed = await Album.raw(
             "UPDATE upload_jobs SET state = 'failed', finished_at = now(), error_template = {},"
             " error_params = {}::jsonb WHERE id = {} AND state IN ('queued', 'running') RETURNING id",
@@ -224,6 +225,7 @@ class JobBook:
         )
         if failed:  # a job already finished is not failed again
             instruments.record_zip_job("failed")
+        return bool(failed)
 
     async def remove_spool(self, job_id: str) -> None:
         await self.spools.remove(job_key(job_id))
@@ -247,7 +249,7 @@ class JobBook:
         if starter is not None and starter != principal.sub and not principal.is_admin:
             raise JobNotFound()
         if row["state"] in UNFINISHED and row["gone"]:
-            await self._fail(key, JobInterrupted())
+            await self.finish_interrupted()  # the same path as at start: logged once, its archive removed
             return await self.read(job_id, principal)
         job = JobRow(
             **{name: row[name] for name in JobRow.__dataclass_fields__ if name not in {"error_params"}},
@@ -285,15 +287,18 @@ class JobBook:
             " (SELECT count(*) FROM upload_job_entries e WHERE e.job = j.id AND e.status = 'stored') AS stored"
             " FROM upload_jobs j WHERE j.state IN ('queued', 'running') AND " + _TASK_GONE
         )
+        failed = 0
         for row in rows:
-            await self._fail(row["id"], JobInterrupted())
+            if not await self._fail(row["id"], JobInterrupted()):
+                continue  # a concurrent caller (a reader of the job, another instance) failed it first
+            failed += 1
             self.log.warning(
                 f"upload job of {row['archive_name']} (album {row['album_name']}) was interrupted: marked failed,"
                 f" {row['stored']} of {row['total']} entries stored and kept.",
                 action="Storage",
             )
         await self._remove_unneeded_spools()
-        return len(rows)
+        return failed
 
     async def _remove_unneeded_spools(self) -> None:
         names = await self.spools.names()
