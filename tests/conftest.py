@@ -55,7 +55,8 @@ def clean_database(database_url: str) -> str:
     run_sql(
         database_url,
         "TRUNCATE images, api_tokens, people, operations_state, albums, articles, album_images,"
-        " upload_jobs, upload_job_entries, shared_store, pending_objects, schedule_runs, procrastinate_jobs"
+        " upload_jobs, upload_job_entries, shared_store, pending_objects, schedule_runs, thumbnail_batches,"
+        " procrastinate_jobs"
         " RESTART IDENTITY CASCADE",
     )
     return database_url

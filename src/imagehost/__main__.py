@@ -5,32 +5,11 @@ itself under uvicorn with WEB_CONCURRENCY processes (compose and `just run` star
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 from pathlib import Path
 
-from imagehost.database import connected
-from imagehost.images.service import ImageService
-from imagehost.images.storage import ImageStore
-from imagehost.images.workers import WorkerPool
 from imagehost.logging import configure_logging
 from imagehost.settings import Settings
-from imagehost.storage import image_files
-
-
-async def regenerate_thumbnails(settings: Settings, *, everything: bool) -> tuple[int, int]:
-    store = ImageStore(settings.images_dir)
-    store.prepare()
-    pool = WorkerPool(
-        max(1, settings.worker_processes), settings.worker_memory_limit_bytes, settings.worker_time_limit_seconds
-    )
-    async with connected(settings.database_url, max_connections=2):
-        await pool.start()
-        try:
-            service = ImageService(settings, store, pool, files=image_files(settings, store))
-            return await service.regenerate_thumbnails(only_missing=not everything)
-        finally:
-            await pool.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     thumbnails = commands.add_parser("thumbnails", help="make missing thumbnails (after a restore or a new size)")
     thumbnails.add_argument("--all", action="store_true", help="remake every thumbnail, not only missing ones")
+    thumbnails.add_argument(
+        "--queue-only", action="store_true", help="leave every batch to the running instances' workers, make none here"
+    )
+    thumbnails.add_argument("--batch", type=int, default=200, metavar="N", help="images a task looks at (default 200)")
     parser.add_argument(
         "--local-postgres",
         metavar="PGDATA",
@@ -85,8 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_dir, file_name=settings.log_file_name)
     if arguments.command == "thumbnails":
-        looked, made = asyncio.run(regenerate_thumbnails(settings, everything=arguments.all))
-        print(f"{made} of {looked} images got new thumbnails.")
+        from imagehost.images.thumbnail_jobs import thumbnails_command
+
+        return thumbnails_command(
+            settings, everything=arguments.all, queue_only=arguments.queue_only, batch=max(1, arguments.batch)
+        )
     if arguments.command == "check":
         from imagehost.ops.consistency import command_line
 

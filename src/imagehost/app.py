@@ -45,6 +45,7 @@ from imagehost.images.controllers import (
 from imagehost.images.formats import accept_attribute
 from imagehost.images.service import ImageService, human_size
 from imagehost.images.storage import ImageStore
+from imagehost.images.thumbnail_jobs import THUMBNAILS_JOB
 from imagehost.images.workers import WorkerPool
 from imagehost.logging import action_log, configure_logging
 from imagehost.metrics import instruments
@@ -55,7 +56,7 @@ from imagehost.pages.controllers import choose_language, health, home, ready
 from imagehost.previews.controllers import OEmbedController
 from imagehost.settings import SUPPORTED_LANGUAGES, Settings
 from imagehost.storage import image_files
-from imagehost.tasks.queue import UPLOADS, JobQueue
+from imagehost.tasks.queue import THUMBNAILS, UPLOADS, JobQueue
 from imagehost.web.deadline import body_deadline
 from imagehost.web.errors import EXCEPTION_HANDLERS
 from imagehost.web.guard import before_request
@@ -139,8 +140,9 @@ def create_app(settings: Settings) -> Litestar:
 
     database = Database(settings.database_url, on_connect=finish_interrupted)
     shared = SharedStores(settings.redis_url, database)
-    # ZIP batches are tasks of the queue: this process's worker takes them, and any other instance's.
-    queue = JobQueue(settings, [ZIP_JOB], after_giving_up=albums.finish_interrupted)
+    # ZIP batches and thumbnail batches are tasks of the queue: this process's worker takes them,
+    # and any other instance's.
+    queue = JobQueue(settings, [ZIP_JOB, THUMBNAILS_JOB], after_giving_up=albums.finish_interrupted)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -157,7 +159,9 @@ def create_app(settings: Settings) -> Litestar:
                 await queue.open()
                 albums.queue = queue
                 if settings.job_concurrency > 0:
-                    queue.start_worker([UPLOADS], settings.job_concurrency, {"albums": albums})
+                    queue.start_worker(
+                        [UPLOADS, THUMBNAILS], settings.job_concurrency, {"albums": albums, "images": service}
+                    )
                 try:
                     yield
                 finally:

@@ -161,11 +161,18 @@ def test_the_regenerate_command_makes_missing_thumbnails(client, settings):
         "LOG_DIR": str(settings.log_dir),
         "WORKER_PROCESSES": "1",
     }
+    # No app runs: the command's own worker takes its batches (one image each here) from the queue.
     result = subprocess.run(
-        [sys.executable, "-m", "imagehost", "thumbnails"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "imagehost", "thumbnails", "--batch", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "3 of 3 images got new thumbnails." in result.stdout
+    log = (settings.log_dir / "app.log").read_text()
+    assert [f"ids {n} to {n} got new thumbnails" in log for n in (1, 2, 3)] == [True, True, True]
     for body in bodies:
         for size in (160, 480, 1280):
             assert (settings.images_dir / "thumbs" / str(size) / f"{body['filename']}.webp").is_file()

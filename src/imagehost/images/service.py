@@ -396,8 +396,12 @@ class ImageService:
                 await files.leave()
         return settled
 
-    async def regenerate_thumbnails(self, *, only_missing: bool = True) -> tuple[int, int]:
-        """Make thumbnails that are missing (after a restore or a change of THUMBNAIL_SIZES).
+    async def regenerate_thumbnails(
+        self, *, only_missing: bool = True, first_id: int = 1, last_id: int = LARGEST_IMAGE_ID
+    ) -> tuple[int, int]:
+        """Make the thumbnails missing (after a restore or a change of THUMBNAIL_SIZES) of the images
+        with ids first_id to last_id; with only_missing=False, remake them all. A batch of the queue's
+        `thumbnails` task (images/thumbnail_jobs.py).
 
         Returns (images looked at, images given new thumbnails).
         """
@@ -405,18 +409,18 @@ class ImageService:
 
         wanted = self.settings.thumbnail_sizes
         looked = made = 0
-        last_id = 0
+        after = first_id - 1
         while True:
             rows = await (
                 Image.select(Image.id, Image.stored_name, Image.original_name, Image.width, Image.height)
-                .where(Image.id > last_id)
+                .where((Image.id > after) & (Image.id <= last_id))
                 .order_by(Image.id)
                 .limit(500)
             )
             if not rows:
                 break
             for row in rows:
-                last_id = row["id"]
+                after = row["id"]
                 looked += 1
                 present = set(await self.files.thumbnail_sizes_present(row["stored_name"]))
                 due = sizes_below(wanted, row["width"], row["height"]) if row["width"] else wanted
@@ -437,7 +441,6 @@ class ImageService:
                     continue
                 await self.files.write_thumbnails(row["stored_name"], thumbnails)
                 made += 1
-        self.log.info(f"thumbnails regenerated for {made} of {looked} images.", action="Thumbnails")
         return looked, made
 
     async def get(self, image_id: int) -> StoredImage:

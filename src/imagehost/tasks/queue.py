@@ -30,7 +30,7 @@ from imagehost.errors import DatabaseUnavailable
 from imagehost.logging import action_log
 from imagehost.settings import Settings
 
-UPLOADS, SCHEDULE = "uploads", "schedule"
+UPLOADS, THUMBNAILS, SCHEDULE = "uploads", "thumbnails", "schedule"
 # procrastinate's tables (migration ops_0003_job_queue): what is queued or running, never backed up.
 QUEUE_TABLES = ("procrastinate_jobs", "procrastinate_events", "procrastinate_periodic_defers", "procrastinate_workers")
 ATTEMPTS = 3  # runs of one job at most, counting those a dead worker cut short

@@ -18,6 +18,7 @@ import asyncpg
 
 import imagehost
 from imagehost.images.storage import fsync_folder
+from imagehost.images.thumbnail_jobs import BATCHES_TABLE
 from imagehost.logging import action_log
 from imagehost.ops import state
 from imagehost.ops.backup import signing
@@ -33,9 +34,9 @@ from imagehost.tasks.queue import QUEUE_TABLES
 from imagehost.web.stores import TABLE as SHARED_STORE
 
 # Rows that only ever hold what is in flight (rate-limit counts, objects being written, the job
-# queue's jobs and workers): not backed up. After a restore an unfinished ZIP job has no task and is
+# queue's jobs and workers, thumbnail batches): not backed up. After a restore an unfinished ZIP job has no task and is
 # marked failed (its stored entries listed), rather than run again from an archive that is gone.
-TRANSIENT_TABLES = (SHARED_STORE, PENDING_TABLE, *QUEUE_TABLES)
+TRANSIENT_TABLES = (SHARED_STORE, PENDING_TABLE, BATCHES_TABLE, *QUEUE_TABLES)
 
 
 @dataclass(frozen=True)

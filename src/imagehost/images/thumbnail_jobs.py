@@ -1,0 +1,150 @@
+"""Thumbnail regeneration (`just thumbnails [--all]`) as tasks of the job queue (tasks/queue.py).
+
+The command splits the images into batches of consecutive ids, writes each batch as a row of
+`thumbnail_batches` and queues a `thumbnails` task for it. Every app instance's worker takes
+batches (the `thumbnails` queue, beside the ZIP jobs' `uploads`), and so does the command's own
+worker unless it is told to leave them to the instances (`--queue-only`), so the work is shared by
+every machine that runs the service. A worker killed mid-batch leaves its batch to the queue's
+sweep, which queues it again: making a thumbnail twice is harmless. The command waits until every
+batch of its run has ended, prints the totals its batches wrote and removes its run's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from imagehost.database import connected
+from imagehost.images.service import ImageService
+from imagehost.images.storage import ImageStore
+from imagehost.images.tables import Image
+from imagehost.images.workers import WorkerPool
+from imagehost.logging import action_log
+from imagehost.settings import Settings
+from imagehost.storage import image_files
+from imagehost.tasks.queue import THUMBNAILS, JobQueue, Run, TaskKind
+
+TASK = "thumbnails"
+BATCHES_TABLE = "thumbnail_batches"
+BATCH = 200  # images a task looks at
+POLL_SECONDS = 0.5
+FORGOTTEN_DAYS = 7  # rows of a run whose command died are removed by a later run after this
+
+
+async def _run_batch(run: Run, *, run_id: str, first_id: int, last_id: int, everything: bool) -> None:
+    images: ImageService = run.services["images"]
+    looked, made = await images.regenerate_thumbnails(only_missing=not everything, first_id=first_id, last_id=last_id)
+    await Image.raw(
+        "UPDATE thumbnail_batches SET looked = {}, made = {}, finished_at = now() WHERE run = {} AND first_id = {}",
+        looked,
+        made,
+        run_id,
+        first_id,
+    )
+    action_log().info(
+        f"{made} of {looked} images with ids {first_id} to {last_id} got new thumbnails.", action="Thumbnails"
+    )
+
+
+# A batch of images whose thumbnails are made again; any instance's worker runs it.
+THUMBNAILS_JOB = TaskKind(name=TASK, run=_run_batch, queue=THUMBNAILS)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    batches: int
+    failed: int  # batches whose task ended without finishing (every attempt failed; app.log says why)
+    looked: int
+    made: int
+
+
+async def regenerate(queue: JobQueue, *, everything: bool, batch: int = BATCH) -> Outcome:
+    """Queue the batches of one run and wait until each has ended, whoever ran it."""
+    run_id = secrets.token_hex(8)
+    await Image.raw(
+        "DELETE FROM thumbnail_batches WHERE created_at < now() - make_interval(days => {})", FORGOTTEN_DAYS
+    )
+    ranges = await Image.raw(
+        "SELECT min(id) AS first_id, max(id) AS last_id FROM"
+        " (SELECT id, (row_number() OVER (ORDER BY id) - 1) / {} AS part FROM images) AS numbered"
+        " GROUP BY part ORDER BY part",
+        batch,
+    )
+    try:
+        for part in ranges:
+            # The row first: a task that runs at once finds it to write its result into.
+            await Image.raw(
+                "INSERT INTO thumbnail_batches (run, first_id, last_id) VALUES ({}, {}, {})",
+                run_id,
+                part["first_id"],
+                part["last_id"],
+            )
+            task_id = await queue.defer(TASK, run_id=run_id, everything=everything, **part)
+            await Image.raw(
+                "UPDATE thumbnail_batches SET task_id = {} WHERE run = {} AND first_id = {}",
+                task_id,
+                run_id,
+                part["first_id"],
+            )
+        while True:
+            state = await _state(run_id)
+            if state["open"] == 0:
+                return Outcome(batches=len(ranges), failed=state["lost"], looked=state["looked"], made=state["made"])
+            await asyncio.sleep(POLL_SECONDS)
+    finally:
+        await Image.raw("DELETE FROM thumbnail_batches WHERE run = {}", run_id)
+
+
+async def _state(run_id: str) -> dict[str, Any]:
+    # A batch is lost when its task neither waits nor runs and it wrote no result: its last
+    # attempt failed (the queue deletes a task that succeeded, after the task wrote its result).
+    rows = await Image.raw(
+        "SELECT count(*) FILTER (WHERE b.finished_at IS NULL AND NOT b.lost) AS open,"
+        " count(*) FILTER (WHERE b.finished_at IS NULL AND b.lost) AS lost,"
+        " coalesce(sum(b.looked), 0) AS looked, coalesce(sum(b.made), 0) AS made"
+        " FROM (SELECT finished_at, looked, made, task_id IS NOT NULL AND NOT EXISTS"
+        " (SELECT 1 FROM procrastinate_jobs p WHERE p.id = task_id AND p.status IN ('todo', 'doing')) AS lost"
+        " FROM thumbnail_batches WHERE run = {}) AS b",
+        run_id,
+    )
+    return {name: int(value) for name, value in rows[0].items()}
+
+
+async def _command(settings: Settings, *, everything: bool, queue_only: bool, batch: int) -> Outcome:
+    store = ImageStore(settings.images_dir)
+    store.prepare()
+    queue = JobQueue(settings, [THUMBNAILS_JOB])
+    async with connected(settings.database_url, max_connections=4):
+        pool = (
+            None
+            if queue_only
+            else WorkerPool(
+                max(1, settings.worker_processes),
+                settings.worker_memory_limit_bytes,
+                settings.worker_time_limit_seconds,
+            )
+        )
+        if pool is not None:
+            await pool.start()
+        await queue.open()
+        try:
+            if pool is not None:
+                service = ImageService(settings, store, pool, files=image_files(settings, store))
+                queue.start_worker([THUMBNAILS], pool.size, {"images": service})
+            return await regenerate(queue, everything=everything, batch=batch)
+        finally:
+            await queue.close()
+            if pool is not None:
+                await pool.close()
+
+
+def thumbnails_command(settings: Settings, *, everything: bool, queue_only: bool, batch: int = BATCH) -> int:
+    """`python -m imagehost thumbnails`: 0 when every batch ended well, 1 when some failed."""
+    outcome = asyncio.run(_command(settings, everything=everything, queue_only=queue_only, batch=batch))
+    print(f"{outcome.made} of {outcome.looked} images got new thumbnails.")
+    if outcome.failed:
+        print(f"{outcome.failed} of {outcome.batches} batches failed: app.log says why.")
+        return 1
+    return 0

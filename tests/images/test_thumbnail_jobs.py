@@ -1,0 +1,112 @@
+"""`just thumbnails` as tasks of the job queue: the running instances' workers take the batches."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import httpx
+
+from tests.conftest import png_bytes, run_sql
+from tests.live import live_app
+
+
+def thumbnails_command(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "imagehost", "thumbnails", *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_batches_are_made_by_a_running_instances_worker(clean_database, tmp_path):
+    with live_app(clean_database, tmp_path, JOB_CONCURRENCY="2", THUMBNAIL_SIZES="160,480") as app:
+        names = []
+        for shade in range(5):
+            response = httpx.post(
+                f"{app.url}/upload",
+                files={"file": ("p.png", png_bytes(900, 600, (shade * 40, 90, 90)), "image/png")},
+                headers={"Accept": "application/json"},
+            )
+            assert response.status_code == 201, response.text
+            names.append(response.json()["filename"])
+        for thumbnail in (app.images_dir / "thumbs").rglob("*.webp"):
+            thumbnail.unlink()
+
+        # The command queues three batches and makes none itself: only the app's worker can.
+        command_logs = tmp_path / "command-logs"
+        result = thumbnails_command({**app.env, "LOG_DIR": str(command_logs)}, "--queue-only", "--batch", "2")
+        assert result.returncode == 0, result.stderr
+        assert "5 of 5 images got new thumbnails." in result.stdout
+        for name in names:
+            for size in (160, 480):
+                assert (app.images_dir / "thumbs" / str(size) / f"{name}.webp").is_file()
+            assert httpx.get(f"{app.url}/images/thumbs/160/{name}.webp").status_code == 200
+        app_log = (app.log_dir / "app.log").read_text()
+        batches = [line for line in app_log.splitlines() if "Thumbnails:" in line]
+        assert len(batches) == 3, batches
+        assert "2 of 2 images with ids 1 to 2 got new thumbnails." in app_log
+        assert "1 of 1 images with ids 5 to 5 got new thumbnails." in app_log
+        assert "got new thumbnails" not in (command_logs / "app.log").read_text()
+        # The run's rows are gone with the command, and the queue holds nothing of it.
+        assert run_sql(clean_database, "SELECT count(*) FROM thumbnail_batches")[0][0] == 0
+        assert (
+            run_sql(clean_database, "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'thumbnails'")[0][0] == 0
+        )
+
+        # Nothing missing: the batches look and make nothing; --all remakes every one.
+        again = thumbnails_command({**app.env, "LOG_DIR": str(command_logs)}, "--queue-only")
+        assert "0 of 5 images got new thumbnails." in again.stdout
+        remade = thumbnails_command({**app.env, "LOG_DIR": str(command_logs)}, "--all")
+        assert "5 of 5 images got new thumbnails." in remade.stdout
+
+
+def test_a_batch_cut_by_a_killed_worker_is_made_by_the_next(clean_database, tmp_path):
+    import signal
+    import time
+
+    settings = {"JOB_CONCURRENCY": "1", "JOB_STALLED_SECONDS": "3", "WORKER_PROCESSES": "1"}
+    with live_app(clean_database, tmp_path, **settings) as app:
+        names = []
+        for shade in range(24):
+            response = httpx.post(
+                f"{app.url}/upload",
+                files={"file": ("p.png", png_bytes(3000, 2400, (shade * 10, 90, 90)), "image/png")},
+                headers={"Accept": "application/json"},
+            )
+            assert response.status_code == 201, response.text
+            names.append(response.json()["filename"])
+        for thumbnail in (app.images_dir / "thumbs").rglob("*.webp"):
+            thumbnail.unlink()
+        env = {**app.env, "LOG_DIR": str(tmp_path / "command-logs")}
+        command = subprocess.Popen(
+            [sys.executable, "-m", "imagehost", "thumbnails", "--queue-only", "--batch", "8"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        query = "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'thumbnails' AND status = 'doing'"
+        deadline = time.monotonic() + 30
+        while run_sql(clean_database, query)[0][0] == 0:
+            assert time.monotonic() < deadline and command.poll() is None
+            time.sleep(0.02)
+        app.process.send_signal(signal.SIGKILL)  # mid-batch: its worker is gone with it
+        app.process.wait(10)
+    unfinished = run_sql(clean_database, "SELECT count(*) FROM thumbnail_batches WHERE finished_at IS NULL")[0][0]
+    assert unfinished >= 1  # the kill cut a batch (or left batches waiting)
+
+    # The next instance's sweep finds the dead worker's batch and queues it again; its worker makes it.
+    with live_app(clean_database, tmp_path, **settings) as app:
+        output, errors = command.communicate(timeout=90)
+        assert command.returncode == 0, errors
+        # Every image looked at once; those the cut attempt had already made are not missing any more.
+        made = re.search(r"^(\d+) of 24 images got new thumbnails\.$", output, re.MULTILINE)
+        assert made is not None and 16 <= int(made.group(1)) <= 24, output
+        for name in names:
+            for size in (160, 480, 1280):
+                assert (app.images_dir / "thumbs" / str(size) / f"{name}.webp").is_file(), (name, size)
+        assert "a thumbnails job's worker stopped answering: queued again." in (app.log_dir / "app.log").read_text()
