@@ -117,6 +117,10 @@ class DatabaseUnavailable(ImageHostError):
     log_action = "Database"
 
 
+# A part the service needs is away for now: what it costs is tried again later, never refused for good.
+OUTAGES = (StorageUnavailable, DatabaseUnavailable)
+
+
 class ImageProcessingFailed(ImageHostError):
     template = N_("The file {filename} could not be processed: it needs too much memory or time. Try a smaller image.")
     log_template = "processing failed ({reason}) ({filename})."

@@ -22,19 +22,25 @@ def thumbnails_command(env: dict[str, str], *arguments: str) -> subprocess.Compl
     )
 
 
+def uploaded_without_thumbnails(app, count: int, size: tuple[int, int]) -> list[str]:
+    """`count` images of `size` uploaded to `app`, their thumbnails removed; their stored names."""
+    names = []
+    for shade in range(count):
+        response = httpx.post(
+            f"{app.url}/upload",
+            files={"file": ("p.png", png_bytes(*size, (shade * 10, 90, 90)), "image/png")},
+            headers={"Accept": "application/json"},
+        )
+        assert response.status_code == 201, response.text
+        names.append(response.json()["filename"])
+    for thumbnail in (app.images_dir / "thumbs").rglob("*.webp"):
+        thumbnail.unlink()
+    return names
+
+
 def test_the_batches_are_made_by_a_running_instances_worker(clean_database, tmp_path):
     with live_app(clean_database, tmp_path, JOB_CONCURRENCY="2", THUMBNAIL_SIZES="160,480") as app:
-        names = []
-        for shade in range(5):
-            response = httpx.post(
-                f"{app.url}/upload",
-                files={"file": ("p.png", png_bytes(900, 600, (shade * 40, 90, 90)), "image/png")},
-                headers={"Accept": "application/json"},
-            )
-            assert response.status_code == 201, response.text
-            names.append(response.json()["filename"])
-        for thumbnail in (app.images_dir / "thumbs").rglob("*.webp"):
-            thumbnail.unlink()
+        names = uploaded_without_thumbnails(app, 5, (900, 600))
 
         # The command queues three batches and makes none itself: only the app's worker can.
         command_logs = tmp_path / "command-logs"
@@ -70,17 +76,7 @@ def test_a_batch_cut_by_a_killed_worker_is_made_by_the_next(clean_database, tmp_
 
     settings = {"JOB_CONCURRENCY": "1", "JOB_STALLED_SECONDS": "3", "WORKER_PROCESSES": "1"}
     with live_app(clean_database, tmp_path, **settings) as app:
-        names = []
-        for shade in range(24):
-            response = httpx.post(
-                f"{app.url}/upload",
-                files={"file": ("p.png", png_bytes(3000, 2400, (shade * 10, 90, 90)), "image/png")},
-                headers={"Accept": "application/json"},
-            )
-            assert response.status_code == 201, response.text
-            names.append(response.json()["filename"])
-        for thumbnail in (app.images_dir / "thumbs").rglob("*.webp"):
-            thumbnail.unlink()
+        names = uploaded_without_thumbnails(app, 24, (3000, 2400))
         env = {**app.env, "LOG_DIR": str(tmp_path / "command-logs")}
         command = subprocess.Popen(
             [sys.executable, "-m", "imagehost", "thumbnails", "--queue-only", "--batch", "8"],

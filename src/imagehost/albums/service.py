@@ -25,6 +25,7 @@ from imagehost.albums.names import catalogue_name, natural_key
 from imagehost.albums.tables import Album, AlbumImage, Article
 from imagehost.errors import (
     N_,
+    OUTAGES,
     AlbumChangeForbidden,
     AlbumExists,
     AlbumForbidden,
@@ -48,7 +49,7 @@ from imagehost.images.tables import LARGEST_IMAGE_ID
 from imagehost.logging import action_log
 from imagehost.metrics import instruments
 from imagehost.storage import job_spools
-from imagehost.tasks.queue import UPLOADS, JobQueue, Run, TaskKind, worker_name
+from imagehost.tasks.queue import ATTEMPTS, UPLOADS, JobQueue, Run, TaskKind, worker_name
 
 MODES = ("merge", "replace")
 SYSTEM_FILE = N_("A system file or folder: skipped.")
@@ -374,13 +375,22 @@ class AlbumService:
                 finally:
                     await anyio.to_thread.run_sync(archive.close)
             await self.jobs.finish(job_id)
-        except ImageHostError as refusal:
-            await self._job_failed(job_id, archive_name, refusal)
-        except BaseException:
+        except BaseException as error:
+            # An outage (the store, the database) is not the archive's fault: the next attempt goes on.
+            outage = error if isinstance(error, OUTAGES) else None
+            if isinstance(error, ImageHostError) and outage is None:
+                await self._job_failed(job_id, archive_name, error)  # the archive refused: the job has ended
+                return
             ended = run.last
             if ended:
-                await self._job_failed(job_id, archive_name, JobInterrupted())
+                await self._job_failed(job_id, archive_name, outage or JobInterrupted())
             else:
+                if outage is not None:
+                    self.log.warning(
+                        f"upload job of {archive_name} was cut by an outage ({outage.log_line()}):"
+                        f" queued again for attempt {run.attempt + 2} of {ATTEMPTS}.",
+                        action="Jobs",
+                    )
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self.jobs.requeued(job_id))
             raise
@@ -481,6 +491,8 @@ class AlbumService:
                         convert_from=ARCHIVE_CONVERTIBLE_NAMES if self.settings.zip_convert_formats else (),
                     )
             except ImageHostError as refusal:
+                if progress is not None and isinstance(refusal, OUTAGES):
+                    raise  # not the entry's fault: the job's next attempt stores it
                 result.status, result.reason = "refused", refusal
             else:
                 result.status, result.image, result.delete_key = "stored", uploaded.image, uploaded.delete_key

@@ -35,6 +35,7 @@ UPLOADS, THUMBNAILS, SCHEDULE = "uploads", "thumbnails", "schedule"
 QUEUE_TABLES = ("procrastinate_jobs", "procrastinate_events", "procrastinate_periodic_defers", "procrastinate_workers")
 ATTEMPTS = 3  # runs of one job at most, counting those a dead worker cut short
 RETRY_WAIT_SECONDS = 5
+RETRY_LINEAR_SECONDS = 10  # a job that failed waits 5 s, then 15 s: an outage of the store may pass
 RESTART_SECONDS = 5.0  # a worker that stopped on an error (PostgreSQL away) starts again after this
 POOL_TIMEOUT_SECONDS = 10.0
 CLOSE_SECONDS = 10.0
@@ -108,7 +109,9 @@ class JobQueue:
             pass_context=True,
             lock=kind.lock,
             queueing_lock=kind.queueing_lock,
-            retry=procrastinate.RetryStrategy(max_attempts=ATTEMPTS - 1, wait=RETRY_WAIT_SECONDS),
+            retry=procrastinate.RetryStrategy(
+                max_attempts=ATTEMPTS - 1, wait=RETRY_WAIT_SECONDS, linear_wait=RETRY_LINEAR_SECONDS
+            ),
         )(task)
         if kind.periodic is not None:
             self.app.periodic(cron=kind.periodic, periodic_id=kind.name)(registered)
