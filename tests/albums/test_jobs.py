@@ -261,3 +261,17 @@ def test_a_ticket_opens_only_with_its_secret_key():
     assert job_id_of("the instances' key", job_key(job_id), sealed) == job_id
     assert job_id_of("another key", job_key(job_id), sealed) is None
     assert job_id_of("the instances' key", job_key(job_id), "not hex") is None
+
+
+def test_a_job_its_instance_never_handed_to_the_queue_is_failed_after_ten_minutes(make_client, settings):
+    """An instance that died between making the job's row and queueing its task leaves no task: the
+    job waits ten minutes (a slow deferral may still come), then a reader sees it failed."""
+    client = make_client(zip_wait_seconds=0, job_concurrency=0)  # no worker here: the job stays queued
+    path = job_path(send(client, make_zip([("Lost/SKU1/1.png", photo(1))]), name="lost.zip"))
+    run_sql(settings.database_url, "DELETE FROM procrastinate_jobs")
+    run_sql(settings.database_url, "UPDATE upload_jobs SET task_id = NULL, created_at = now() - interval '9 minutes'")
+    assert client.get(path, headers=JSON).json()["state"] == "queued"  # within the ten minutes: waits
+    run_sql(settings.database_url, "UPDATE upload_jobs SET created_at = now() - interval '11 minutes'")
+    report = client.get(path, headers=JSON).json()
+    assert report["state"] == "failed" and "interrupted by a restart" in report["error"]
+    assert not list((settings.images_dir / ".staging" / "jobs").glob("*.zip"))  # its archive's copy removed

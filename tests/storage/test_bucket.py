@@ -177,3 +177,20 @@ def test_the_conversion_api_stores_and_fetches_through_the_bucket_and_head_has_n
     head = client.head(f"/images/{made.json()['filename']}")
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-length"] == str(len(fetched.content))
+
+
+def test_several_files_in_one_upload_each_land_in_the_bucket_whole(bucket_client, s3_server, settings):
+    from tests.albums.test_single_uploads import several
+
+    parts = [("a.png", png_bytes(600, 400, (200, 0, 0))), ("notes.txt", b"just text"), ("b.png", png_bytes(500, 300))]
+    response = several(bucket_client, parts)
+    assert response.status_code == 201, response.text
+    first, refused, last = response.json()["results"]
+    assert refused["status"] == "error" and refused["filename"] == "notes.txt"
+    stored = [first["filename"], last["filename"]]
+    assert keys(s3_server) == {key for name in stored for key in (name, *(f"thumbs/{s}/{name}.webp" for s in SIZES))}
+    assert files_under(settings.images_dir) == []
+    for name in stored:
+        served = bucket_client.get(f"/images/{name}")
+        assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+    assert run_sql(settings.database_url, "SELECT count(*) FROM pending_objects")[0][0] == 0
