@@ -124,6 +124,30 @@ def test_redis_going_away_costs_no_upload_and_warns_once(make_client, tmp_path, 
         server.stop()
 
 
+def test_a_silent_redis_never_hangs_or_refuses_an_upload(make_client, tmp_path, app_log):
+    """Redis stopped with SIGSTOP: connections are accepted, nothing answers. Each request waits for
+    the store's timeout (REDIS_TIMEOUT_SECONDS, 2 s), then goes on unlimited; SIGCONT counts again."""
+    import signal
+
+    server = start_redis(tmp_path / "redis")
+    try:
+        client = make_client(upload_rate_limit=2, redis_url=server.url)
+        assert [upload(client, png_bytes()).status_code for _ in range(3)] == [201, 201, 429]
+        server.process.send_signal(signal.SIGSTOP)
+        try:
+            for _ in range(2):
+                began = time.monotonic()
+                assert upload(client, png_bytes()).status_code == 201
+                assert time.monotonic() - began < 30  # a hang fails (the store's timeout is 2 s)
+            assert sum("rate limits are not enforced until Redis answers" in line for line in app_log()) == 1
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        # Answering again: the client's earlier count is still there (the window has not passed).
+        assert upload(client, png_bytes()).status_code == 429
+    finally:
+        server.stop()
+
+
 def test_without_redis_url_the_stores_are_in_postgresql_and_a_bad_url_is_refused(settings):
     assert isinstance(SharedStores("", database=None).root, PostgresStore)  # type: ignore[arg-type]
     assert Settings.from_env({"REDIS_URL": " redis://cache:6379/1 "}).redis_url == "redis://cache:6379/1"
