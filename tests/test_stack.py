@@ -17,7 +17,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,15 +117,17 @@ def nginx_environment(app_env: Mapping[str, str], access_log: Path) -> dict[str,
 
 
 @contextmanager
-def running_nginx(binary: str, prefix: Path, app: LiveApp) -> Iterator[int]:
+def running_nginx(binary: str, prefix: Path, app: LiveApp, more: Sequence[LiveApp] = ()) -> Iterator[int]:
+    """nginx with the project's nginx.conf in front of `app` and the instances `more` (APP_MORE_UPSTREAMS)."""
     prefix.mkdir()
     port = free_port()
+    upstreams = {"APP_MORE_UPSTREAMS": ",".join(f"127.0.0.1:{other.port}" for other in more)} if more else {}
     values = {
         "NGINX_PORT": f"127.0.0.1:{port}",
         "APP_UPSTREAM": f"127.0.0.1:{app.port}",
         "IMAGES_ROOT": str(app.images_dir),
         # The rest as compose derives them: from the app's own settings, by deploy/nginx-env.sh.
-        **nginx_environment(app.env, access_log=prefix / "access.log"),
+        **nginx_environment({**app.env, **upstreams}, access_log=prefix / "access.log"),
     }
     template = NGINX_TEMPLATE.read_text(encoding="utf-8")
     unknown = {m.group(1) or m.group(2) for m in re.finditer(r"\$\{(\w+)\}|\$([A-Z_][A-Z0-9_]*)\b", template)}

@@ -27,8 +27,9 @@ from imagehost.accounts.oidc import OIDCClient
 from imagehost.accounts.personal_tokens import PersonalTokens
 from imagehost.accounts.session import move_old_session_cookie, session_cookie_name
 from imagehost.albums.controllers import AlbumController, AlbumManageController, ArchiveUploadController
+from imagehost.albums.intake import ZIP_JOB
 from imagehost.albums.pages import AlbumManagePagesController, AlbumPagesController
-from imagehost.albums.service import ZIP_JOB, AlbumService
+from imagehost.albums.service import AlbumService
 from imagehost.api.controllers import ConversionController, read_logs
 from imagehost.api.openapi import openapi_config
 from imagehost.api.tokens import require_api_token
@@ -136,13 +137,13 @@ def create_app(settings: Settings) -> Litestar:
     # half-done in the image store each time it connects.
     async def finish_interrupted() -> None:
         await service.finish_interrupted()
-        await albums.finish_interrupted()  # ZIP jobs whose task will not run again: marked failed
+        await albums.intake.finish_interrupted()  # ZIP jobs whose task will not run again: marked failed
 
     database = Database(settings.database_url, on_connect=finish_interrupted)
     shared = SharedStores(settings.redis_url, database)
     # ZIP batches and thumbnail batches are tasks of the queue: this process's worker takes them,
     # and any other instance's.
-    queue = JobQueue(settings, [ZIP_JOB, THUMBNAILS_JOB], after_giving_up=albums.finish_interrupted)
+    queue = JobQueue(settings, [ZIP_JOB, THUMBNAILS_JOB], after_giving_up=albums.intake.finish_interrupted)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -157,10 +158,10 @@ def create_app(settings: Settings) -> Litestar:
         try:
             async with image_workers():
                 await queue.open()
-                albums.queue = queue
+                albums.intake.queue = queue
                 if settings.job_concurrency > 0:
                     queue.start_worker(
-                        [UPLOADS, THUMBNAILS], settings.job_concurrency, {"albums": albums, "images": service}
+                        [UPLOADS, THUMBNAILS], settings.job_concurrency, {"intake": albums.intake, "images": service}
                     )
                 try:
                     yield

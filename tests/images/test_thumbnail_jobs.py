@@ -46,6 +46,7 @@ def test_the_batches_are_made_by_a_running_instances_worker(clean_database, tmp_
         command_logs = tmp_path / "command-logs"
         result = thumbnails_command({**app.env, "LOG_DIR": str(command_logs)}, "--queue-only", "--batch", "2")
         assert result.returncode == 0, result.stderr
+        assert "3 batch(es) of up to 2 images queued; the app instances' workers make them" in result.stdout
         assert "5 of 5 images got new thumbnails." in result.stdout
         for name in names:
             for size in (160, 480):

@@ -7,6 +7,7 @@ with the image headers; nginx keeps each for a minute, so the bucket is read onc
 from __future__ import annotations
 
 import shutil
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -95,3 +96,72 @@ def test_two_instances_on_one_bucket_and_database_serve_each_others_uploads(data
         assert httpx.get(f"{one.url}/images/{stored}", timeout=30).status_code == 404
     listed = s3_server.boto3_client().list_objects_v2(Bucket=s3_server.bucket, Prefix="two/").get("Contents", [])
     assert not any(stored in found["Key"] for found in listed)
+
+
+def test_two_instances_behind_nginx_share_uploads_and_zip_jobs(clean_database, s3_server, tmp_path):
+    """The compose profile's shape: nginx's upstream sends requests to both instances in turn; the
+    first runs no jobs (JOB_CONCURRENCY=0), so every ZIP job, whichever instance accepted it, is run
+    by the second's worker. Everything is asked of nginx, as a user would."""
+    from tests.albums.test_jobs import follow, job_path
+    from tests.albums.zips import make_zip, photo
+
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    require(binary)
+    settings = {
+        **s3_server.env("behind/"),
+        "THUMBNAIL_SIZES": "160",
+        "ZIP_WAIT_SECONDS": "0",
+        "ANONYMOUS_UPLOAD": "true",
+    }
+    json = {"Accept": "application/json"}
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    with (
+        live_app(clean_database, tmp_path / "one", **settings, JOB_CONCURRENCY="0") as one,
+        live_app(clean_database, tmp_path / "two", **settings, JOB_CONCURRENCY="2") as two,
+        running_nginx(binary, tmp_path / "nginx", one, more=[two]) as port,
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client,
+    ):
+        made = [
+            client.post("/upload", files={"file": (f"p{n}.png", png_bytes(200 + n, 100), "image/png")}, headers=json)
+            for n in range(4)
+        ]
+        assert [answer.status_code for answer in made] == [201] * 4
+        took = [(app.log_dir / "app.log").read_text().count("Success: image") for app in (one, two)]
+        assert sum(took) == 4 and min(took) >= 1, took  # the upstream sent uploads to both
+        names = [answer.json()["filename"] for answer in made]
+        for _ in range(2):  # each question answered by both instances in turn
+            listed = client.get("/images-list", headers=json).json()
+            assert sorted(item["filename"] for item in listed["data"]) == sorted(names)
+        for answer in made:
+            body = answer.json()
+            assert client.get(f"/images/{body['filename']}", headers=CURL).status_code == 200
+            assert client.get(f"/download/{body['id']}").status_code == 200
+        assert list(one.images_dir.rglob("*.png")) == list(two.images_dir.rglob("*.png")) == []
+
+        paths = [
+            job_path(
+                client.post(
+                    "/api/upload",
+                    files={
+                        "zipfile": (f"shop{n}.zip", make_zip([(f"Shop{n}/SKU1/1.png", photo(n))]), "application/zip")
+                    },
+                    headers=json,
+                )
+            )
+            for n in range(2)
+        ]
+        for path in paths:
+            report = follow(client, path, 60)[-1]
+            assert report["state"] == "done" and report["stored"] == 1, report
+        ran = [(app.log_dir / "app.log").read_text().count("entries stored from shop") for app in (one, two)]
+        assert ran == [0, 2], ran
+
+        for answer in made:
+            link = urlsplit(answer.json()["delete_url"])
+            deleted = client.delete(f"{link.path}?{link.query}", headers=json)
+            assert deleted.status_code == 200, deleted.text
+        for _ in range(2):
+            listed = {item["filename"] for item in client.get("/images-list", headers=json).json()["data"]}
+            assert len(listed) == 2 and not listed & set(names)  # the ZIPs' two images are left
+        # (A deleted image's direct link stays in nginx's cache for up to its minute: README, Serving.)

@@ -14,17 +14,9 @@ from litestar.openapi.spec.enums import OpenAPIType
 from litestar.openapi.spec.media_type import OpenAPIMediaType
 
 from imagehost.accounts.identity import principal_of_request
+from imagehost.albums.intake import ArchiveReport, EntryResult, JobReport, Note, StartedJob
 from imagehost.albums.names import catalogue_name
-from imagehost.albums.service import (
-    AlbumFile,
-    AlbumService,
-    ArchiveReport,
-    EntryResult,
-    JobReport,
-    MovedImages,
-    Note,
-    StartedJob,
-)
+from imagehost.albums.service import AlbumFile, AlbumService, MovedImages
 from imagehost.api.openapi import DeleteAnswer, ErrorAnswer, answers, form_body
 from imagehost.errors import N_, ImageHostError, InvalidParameter, MissingParameter
 from imagehost.images.links import Links
@@ -386,7 +378,7 @@ class ArchiveUploadController(Controller):
         album_name = form.get("album_name")
         mode = form.get("mode")
         try:
-            outcome = await albums.submit_archive(
+            outcome = await albums.intake.submit_archive(
                 field.file if isinstance(field, UploadFile) else None,
                 field.filename if isinstance(field, UploadFile) else "",
                 principal_of_request(request),
@@ -452,7 +444,7 @@ class AlbumController(Controller):
     async def job(self, request: Request, albums: AlbumService, images: ImageService, job_id: str) -> Response:
         """A ZIP upload's job: its starter (or, for an anonymous upload, whoever holds its id) and
         admins see it; to anyone else it does not exist (404)."""
-        found = await albums.read_job(job_id, principal_of_request(request))
+        found = await albums.intake.read_job(job_id, principal_of_request(request))
         return Response(job_json(request, job_id, found, Links(request, images)))
 
     @delete(

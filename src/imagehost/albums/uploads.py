@@ -75,7 +75,7 @@ async def upload_archive_from_page(
         if size > limit:
             raise ArchiveTooLargeForPage(filename=field.filename, limit=human_bytes(limit))
         album_name, mode = form.get("album_name"), form.get("mode")
-        outcome = await albums.submit_archive(
+        outcome = await albums.intake.submit_archive(
             field.file,
             field.filename,
             principal_of_request(request),
@@ -103,7 +103,7 @@ class Destination:
         article = self.article or catalogue_name(photo_number(clean_original_name(incoming.original_name))[0])
         # Up to MAX_UPLOAD_BYTES: hashed off the event loop, as the ZIP path reads its entries.
         digest = await anyio.to_thread.run_sync(lambda: hashlib.sha256(incoming.content).hexdigest())
-        return albums._linker(self.album, principal, article, None, digest, self.job)
+        return albums.linker(self.album, principal, article, None, digest, self.job)
 
 
 async def destination(albums: AlbumService, form: Any, principal: Principal) -> Destination | None:

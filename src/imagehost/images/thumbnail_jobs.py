@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,8 +61,11 @@ class Outcome:
     made: int
 
 
-async def regenerate(queue: JobQueue, *, everything: bool, batch: int = BATCH) -> Outcome:
-    """Queue the batches of one run and wait until each has ended, whoever ran it."""
+async def regenerate(
+    queue: JobQueue, *, everything: bool, batch: int = BATCH, queued: Callable[[int], None] | None = None
+) -> Outcome:
+    """Queue the batches of one run (then tell `queued` how many) and wait until each has ended,
+    whoever ran it."""
     run_id = secrets.token_hex(8)
     await Image.raw(
         "DELETE FROM thumbnail_batches WHERE created_at < now() - make_interval(days => {})", FORGOTTEN_DAYS
@@ -88,6 +92,8 @@ async def regenerate(queue: JobQueue, *, everything: bool, batch: int = BATCH) -
                 run_id,
                 part["first_id"],
             )
+        if queued is not None:
+            queued(len(ranges))
         while True:
             state = await _state(run_id)
             if state["open"] == 0:
@@ -116,6 +122,11 @@ async def _command(settings: Settings, *, everything: bool, queue_only: bool, ba
     store = ImageStore(settings.images_dir)
     store.prepare()
     queue = JobQueue(settings, [THUMBNAILS_JOB])
+    makers = "the app instances' workers make them (--queue-only)" if queue_only else "made here and by every instance"
+
+    def announce(batches: int) -> None:
+        print(f"{batches} batch(es) of up to {batch} images queued; {makers}.", flush=True)
+
     async with connected(settings.database_url, max_connections=4):
         pool = (
             None
@@ -133,7 +144,7 @@ async def _command(settings: Settings, *, everything: bool, queue_only: bool, ba
             if pool is not None:
                 service = ImageService(settings, store, pool, files=image_files(settings, store))
                 queue.start_worker([THUMBNAILS], pool.size, {"images": service})
-            return await regenerate(queue, everything=everything, batch=batch)
+            return await regenerate(queue, everything=everything, batch=batch, queued=announce)
         finally:
             await queue.close()
             if pool is not None:
