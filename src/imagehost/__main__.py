@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     thumbnails.add_argument(
         "--queue-only", action="store_true", help="leave every batch to the running instances' workers, make none here"
     )
-    thumbnails.add_argument("--batch", type=int, default=200, metavar="N", help="images a task looks at (default 200)")
+    thumbnails.add_argument("--batch", type=int, metavar="N", help="images a task looks at (default 200)")
     parser.add_argument(
         "--local-postgres",
         metavar="PGDATA",
@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     if arguments.command == "check" and arguments.missing_rows and not arguments.repair:
         parser.error("--missing-rows needs --repair")
+    if arguments.command == "thumbnails" and arguments.batch is not None and arguments.batch < 1:
+        parser.error("--batch takes a number of images, 1 or more")
     if arguments.local_postgres:
         from imagehost.devdb import start_embedded_postgres
 
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         from imagehost.images.thumbnail_jobs import thumbnails_command
 
         return thumbnails_command(
-            settings, everything=arguments.all, queue_only=arguments.queue_only, batch=max(1, arguments.batch)
+            settings, everything=arguments.all, queue_only=arguments.queue_only, batch=arguments.batch
         )
     if arguments.command == "check":
         from imagehost.ops.consistency import command_line

@@ -47,7 +47,7 @@ from imagehost.images.formats import accept_attribute
 from imagehost.images.service import ImageService, human_size
 from imagehost.images.storage import ImageStore
 from imagehost.images.thumbnail_jobs import THUMBNAILS_JOB
-from imagehost.images.workers import WorkerPool
+from imagehost.images.workers import image_workers
 from imagehost.logging import action_log, configure_logging
 from imagehost.metrics import instruments
 from imagehost.metrics.controllers import ROUTES as METRICS_ROUTES
@@ -156,7 +156,8 @@ def create_app(settings: Settings) -> Litestar:
                 log.warning(f"removed {removed} stray temporary file(s) left by an earlier run.", action="Storage")
         await database.open()
         try:
-            async with image_workers():
+            async with image_workers(settings) as workers:
+                service.workers = workers  # processes, or threads with WORKER_PROCESSES=0
                 await queue.open()
                 albums.intake.queue = queue
                 if settings.job_concurrency > 0:
@@ -173,21 +174,6 @@ def create_app(settings: Settings) -> Litestar:
             await database.close()
             await shared.close()
             instruments.process_ended()
-
-    @asynccontextmanager
-    async def image_workers() -> AsyncIterator[None]:
-        if settings.worker_processes == 0:
-            yield  # image work runs in threads of this process
-            return
-        pool = WorkerPool(
-            settings.worker_processes, settings.worker_memory_limit_bytes, settings.worker_time_limit_seconds
-        )
-        await pool.start()
-        service.workers = pool
-        try:
-            yield
-        finally:
-            await pool.close()
 
     session = CookieBackendConfig(
         secret=hashlib.sha256(settings.secret_key.encode()).digest(),

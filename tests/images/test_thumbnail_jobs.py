@@ -1,15 +1,19 @@
 """`just thumbnails` as tasks of the job queue: the running instances' workers take the batches."""
 
+# ruff: noqa: F811
+
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 
 import httpx
 
-from tests.conftest import png_bytes, run_sql
+from tests.conftest import PROJECT_ROOT, png_bytes, run_sql
 from tests.live import live_app
+from tests.s3server import s3_server  # noqa: F401
 
 
 def thumbnails_command(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -107,3 +111,31 @@ def test_a_batch_cut_by_a_killed_worker_is_made_by_the_next(clean_database, tmp_
             for size in (160, 480, 1280):
                 assert (app.images_dir / "thumbs" / str(size) / f"{name}.webp").is_file(), (name, size)
         assert "a thumbnails job's worker stopped answering: queued again." in (app.log_dir / "app.log").read_text()
+
+
+def test_the_batches_make_a_buckets_thumbnails_in_the_bucket(clean_database, s3_server, tmp_path):
+    from tests.storage.test_bucket_faults import bucket_keys
+
+    prefix = "thumbnail-batches/"
+    with live_app(clean_database, tmp_path, **s3_server.env(prefix), THUMBNAIL_SIZES="160,480") as app:
+        names = uploaded_without_thumbnails(app, 3, (900, 600))
+        s3 = s3_server.boto3_client()
+        for key in bucket_keys(s3_server, prefix):
+            if key.startswith("thumbs/"):
+                s3.delete_object(Bucket=s3_server.bucket, Key=prefix + key)
+        assert {key for key in bucket_keys(s3_server, prefix) if key.startswith("thumbs/")} == set()
+
+        result = thumbnails_command({**app.env, "LOG_DIR": str(tmp_path / "command-logs")}, "--batch", "2")
+        assert result.returncode == 0, result.stderr
+        assert "3 of 3 images got new thumbnails." in result.stdout
+        thumbs = {f"thumbs/{size}/{name}.webp" for name in names for size in (160, 480)}
+        assert thumbs <= bucket_keys(s3_server, prefix)
+        assert list(app.images_dir.rglob("*.webp")) == []  # nothing of them on the local disk
+        assert httpx.get(f"{app.url}/images/thumbs/480/{names[0]}.webp").status_code == 200
+
+
+def test_a_batch_size_below_one_is_refused_with_a_message(clean_database, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src"), "DATABASE_URL": clean_database}
+    result = thumbnails_command(env, "--batch", "0")
+    assert result.returncode == 2
+    assert "--batch takes a number of images, 1 or more" in result.stderr

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import anyio.to_thread
 from piccolo.columns.combination import WhereRaw
 
 from imagehost.accounts.policy import Policy
@@ -32,7 +31,7 @@ from imagehost.images.inspection import CONTENT_TYPES, EXTENSIONS
 from imagehost.images.pipeline import ProcessedImage, convert_for_api, process_upload, sizes_below
 from imagehost.images.storage import ImageStore, new_stored_name
 from imagehost.images.tables import LARGEST_IMAGE_ID, Image
-from imagehost.images.workers import WorkerFailed
+from imagehost.images.workers import ThreadRunner, WorkerFailed
 from imagehost.logging import action_log
 from imagehost.metrics import instruments
 from imagehost.paging import Paged
@@ -195,13 +194,6 @@ async def album_count(album_name: str, article_name: str | None = None) -> int:
             unicodedata.normalize("NFC", article_name).strip(),
         )
     return int(rows[0]["image_count"]) if rows else 0
-
-
-class ThreadRunner:
-    """Runs image work in a thread of this process: for WORKER_PROCESSES=0 (no isolation)."""
-
-    async def run(self, function: Any, *args: Any) -> Any:
-        return await anyio.to_thread.run_sync(function, *args)
 
 
 def in_album(album_name: str, article_name: str | None = None) -> WhereRaw:

@@ -12,6 +12,7 @@ batch of its run has ended, prints the totals its batches wrote and removes its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from imagehost.database import connected
 from imagehost.images.service import ImageService
 from imagehost.images.storage import ImageStore
 from imagehost.images.tables import Image
-from imagehost.images.workers import WorkerPool
+from imagehost.images.workers import image_workers
 from imagehost.logging import action_log
 from imagehost.settings import Settings
 from imagehost.storage import image_files
@@ -119,41 +120,30 @@ async def _state(run_id: str) -> dict[str, Any]:
 
 
 async def _command(settings: Settings, *, everything: bool, queue_only: bool, batch: int) -> Outcome:
-    store = ImageStore(settings.images_dir)
-    store.prepare()
-    queue = JobQueue(settings, [THUMBNAILS_JOB])
     makers = "the app instances' workers make them (--queue-only)" if queue_only else "made here and by every instance"
 
     def announce(batches: int) -> None:
         print(f"{batches} batch(es) of up to {batch} images queued; {makers}.", flush=True)
 
-    async with connected(settings.database_url, max_connections=4):
-        pool = (
-            None
-            if queue_only
-            else WorkerPool(
-                max(1, settings.worker_processes),
-                settings.worker_memory_limit_bytes,
-                settings.worker_time_limit_seconds,
-            )
-        )
-        if pool is not None:
-            await pool.start()
+    queue = JobQueue(settings, [THUMBNAILS_JOB])
+    async with connected(settings.database_url, max_connections=4), contextlib.AsyncExitStack() as stack:
+        images = None
+        if not queue_only:
+            workers = await stack.enter_async_context(image_workers(settings))
+            store = ImageStore(settings.images_dir)
+            store.prepare()
+            images = ImageService(settings, store, workers, files=image_files(settings, store))
         await queue.open()
-        try:
-            if pool is not None:
-                service = ImageService(settings, store, pool, files=image_files(settings, store))
-                queue.start_worker([THUMBNAILS], pool.size, {"images": service})
-            return await regenerate(queue, everything=everything, batch=batch, queued=announce)
-        finally:
-            await queue.close()
-            if pool is not None:
-                await pool.close()
+        # Closed first on the way out: a batch running here is cut before its workers stop.
+        stack.push_async_callback(queue.close)
+        if images is not None:
+            queue.start_worker([THUMBNAILS], images.workers.size, {"images": images})
+        return await regenerate(queue, everything=everything, batch=batch, queued=announce)
 
 
-def thumbnails_command(settings: Settings, *, everything: bool, queue_only: bool, batch: int = BATCH) -> int:
+def thumbnails_command(settings: Settings, *, everything: bool, queue_only: bool, batch: int | None = None) -> int:
     """`python -m imagehost thumbnails`: 0 when every batch ended well, 1 when some failed."""
-    outcome = asyncio.run(_command(settings, everything=everything, queue_only=queue_only, batch=batch))
+    outcome = asyncio.run(_command(settings, everything=everything, queue_only=queue_only, batch=batch or BATCH))
     print(f"{outcome.made} of {outcome.looked} images got new thumbnails.")
     if outcome.failed:
         print(f"{outcome.failed} of {outcome.batches} batches failed: app.log says why.")

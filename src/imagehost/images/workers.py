@@ -19,10 +19,15 @@ import signal
 import socket
 import struct
 import traceback
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio.to_thread
+
+if TYPE_CHECKING:
+    from imagehost.settings import Settings
 
 T = TypeVar("T")
 
@@ -291,6 +296,35 @@ class WorkerPool:
             await self._quiet.wait()
         while self._chores:
             await asyncio.gather(*list(self._chores), return_exceptions=True)
+
+
+class ThreadRunner:
+    """Runs image work in a thread of this process: for WORKER_PROCESSES=0 (no isolation)."""
+
+    size = 1  # what a job worker beside it runs at once (see image_workers)
+
+    async def run(self, function: Any, *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(function, *args)
+
+
+@contextlib.asynccontextmanager
+async def image_workers(settings: Settings, processes: int | None = None) -> AsyncIterator[WorkerPool | ThreadRunner]:
+    """What runs image work, as WORKER_PROCESSES says: `processes` isolated processes (default
+    WORKER_PROCESSES) started here and stopped after the block, or threads of this process when it is 0.
+    The app, the consistency repair and `just thumbnails` each take theirs from here."""
+    if settings.worker_processes == 0:
+        yield ThreadRunner()
+        return
+    pool = WorkerPool(
+        settings.worker_processes if processes is None else processes,
+        settings.worker_memory_limit_bytes,
+        settings.worker_time_limit_seconds,
+    )
+    await pool.start()
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 def _closed_error() -> WorkerFailed:

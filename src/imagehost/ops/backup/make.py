@@ -34,8 +34,9 @@ from imagehost.tasks.queue import QUEUE_TABLES
 from imagehost.web.stores import TABLE as SHARED_STORE
 
 # Rows that only ever hold what is in flight (rate-limit counts, objects being written, the job
-# queue's jobs and workers, thumbnail batches): not backed up. After a restore an unfinished ZIP job has no task and is
-# marked failed (its stored entries listed), rather than run again from an archive that is gone.
+# queue's jobs and workers, thumbnail batches): not backed up. After a restore an unfinished ZIP job
+# has no task and is marked failed (its stored entries listed), rather than run again from an
+# archive that is gone.
 TRANSIENT_TABLES = (SHARED_STORE, PENDING_TABLE, BATCHES_TABLE, *QUEUE_TABLES)
 
 

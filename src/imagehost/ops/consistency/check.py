@@ -16,9 +16,9 @@ from typing import Any
 import anyio.to_thread
 
 from imagehost.images.pipeline import sizes_below
-from imagehost.images.service import ThreadRunner
 from imagehost.images.storage import THUMBS, ImageStore
 from imagehost.images.tables import Image
+from imagehost.images.workers import ThreadRunner, image_workers
 from imagehost.logging import action_log
 from imagehost.ops import state
 from imagehost.ops.consistency.bucket_scan import examine_objects, listed_names
@@ -299,17 +299,11 @@ async def _database(settings: Settings) -> AsyncIterator[None]:
 async def _workers(settings: Settings, needed: bool) -> AsyncIterator[Any]:
     """Isolated worker processes for remaking thumbnails, as the app has; threads when
     WORKER_PROCESSES=0 or when no repair is asked (a check decodes nothing)."""
-    if not needed or settings.worker_processes == 0:
+    if not needed:
         yield ThreadRunner()
         return
-    from imagehost.images.workers import WorkerPool
-
-    pool = WorkerPool(1, settings.worker_memory_limit_bytes, settings.worker_time_limit_seconds)
-    await pool.start()
-    try:
-        yield pool
-    finally:
-        await pool.close()
+    async with image_workers(settings, processes=1) as workers:
+        yield workers
 
 
 async def run_check(
