@@ -211,6 +211,7 @@ class JobQueue:
         retried = given_up = 0
         for queue in queues:
             for job in await manager.get_stalled_jobs(seconds_since_heartbeat=self.stalled_after, queue=queue):
+                outcome = "queued again." if job.attempts < ATTEMPTS - 1 else f"given up after {ATTEMPTS} attempts."
                 try:
                     if job.attempts < ATTEMPTS - 1:
                         await manager.retry_job(job)
@@ -218,13 +219,14 @@ class JobQueue:
                     else:
                         await manager.finish_job(job, status=Status.FAILED, delete_job=False)
                         given_up += 1
+                except procrastinate.exceptions.UniqueViolation:
+                    # A job of its queueing lock waits already (a periodic tick queued since): that one
+                    # does its work. Left running, the dead job would hold its lock, and the waiting one, forever.
+                    await manager.finish_job(job, status=Status.FAILED, delete_job=True)
+                    outcome = "the one waiting behind it takes its place."
                 except procrastinate.exceptions.ConnectorException:
                     continue  # another worker's sweep took it
-                self.log.warning(
-                    f"a {job.task_name} job's worker stopped answering:"
-                    + (" queued again." if job.attempts < ATTEMPTS - 1 else f" given up after {ATTEMPTS} attempts."),
-                    action="Jobs",
-                )
+                self.log.warning(f"a {job.task_name} job's worker stopped answering: {outcome}", action="Jobs")
         await manager.prune_stalled_workers(self.stalled_after)
         if given_up and self.after_giving_up is not None:
             await self.after_giving_up()
