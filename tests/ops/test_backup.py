@@ -15,6 +15,7 @@ import tarfile
 from dataclasses import replace
 from pathlib import Path
 
+import psycopg_pool
 import pytest
 
 from imagehost.logging import configure_logging
@@ -280,33 +281,33 @@ def test_one_scheduler_cycle_at_a_time_with_a_fake_clock(make_client, ops_settin
     async def fake_scrub(_settings, now: float) -> None:
         scrubs.append(now)
 
-    schedule = Schedule(settings, scrub_job=fake_scrub)
-
-    def cycle(now: float) -> list[str]:
-        return asyncio.run(schedule.run_due(now))
-
-    assert cycle(T0) == [BACKUP, SCRUB]  # nothing ever ran: both at once
-    assert [backup.name for backup in list_backups(settings.backup_dir)] == ["backup_2030-01-01_000000"]
-    assert cycle(T0 + 3600) == []
-    assert cycle(T0 + DAY) == [BACKUP]
-    assert cycle(T0 + 2 * DAY) == [BACKUP]
-    names = [backup.name for backup in list_backups(settings.backup_dir)]
-    assert names == ["backup_2030-01-02_000000", "backup_2030-01-03_000000"]  # BACKUP_KEEP=2
-    assert scrubs == [T0]
-
-    # A restart (or another scheduler) reads when each job last ran from PostgreSQL: nothing is repeated.
-    restarted = Schedule(settings, scrub_job=fake_scrub)
-    assert asyncio.run(restarted.run_due(T0 + 2 * DAY + 60)) == []
-    assert asyncio.run(restarted.run_due(T0 + 7 * DAY)) == [BACKUP, SCRUB]
-
-    # A failing job is logged and retried later, not in a loop.
     async def broken_scrub(_settings, now: float) -> None:
         raise RuntimeError("disk on fire")
 
-    failing = Schedule(settings, scrub_job=broken_scrub)
-    assert asyncio.run(failing.run_due(T0 + 14 * DAY)) == [BACKUP]
-    assert failing.due_at(SCRUB) == T0 + 14 * DAY + RETRY_SECONDS
-    assert asyncio.run(failing.run_due(T0 + 14 * DAY + 60)) == []
+    async def run() -> None:
+        async with psycopg_pool.AsyncConnectionPool(settings.database_url, min_size=1, max_size=1, open=False) as pool:
+            schedule = Schedule(settings, pool, scrub_job=fake_scrub)
+            assert await schedule.run_due(T0) == [BACKUP, SCRUB]  # nothing ever ran: both at once
+            assert [backup.name for backup in list_backups(settings.backup_dir)] == ["backup_2030-01-01_000000"]
+            assert await schedule.run_due(T0 + 3600) == []
+            assert await schedule.run_due(T0 + DAY) == [BACKUP]
+            assert await schedule.run_due(T0 + 2 * DAY) == [BACKUP]
+            names = [backup.name for backup in list_backups(settings.backup_dir)]
+            assert names == ["backup_2030-01-02_000000", "backup_2030-01-03_000000"]  # BACKUP_KEEP=2
+            assert scrubs == [T0]
+
+            # A restart (or another scheduler) reads when each job last ran from PostgreSQL: nothing is repeated.
+            restarted = Schedule(settings, pool, scrub_job=fake_scrub)
+            assert await restarted.run_due(T0 + 2 * DAY + 60) == []
+            assert await restarted.run_due(T0 + 7 * DAY) == [BACKUP, SCRUB]
+
+            # A failing job is logged and retried later, not in a loop.
+            failing = Schedule(settings, pool, scrub_job=broken_scrub)
+            assert await failing.run_due(T0 + 14 * DAY) == [BACKUP]
+            assert failing.due_at(SCRUB) == T0 + 14 * DAY + RETRY_SECONDS
+            assert await failing.run_due(T0 + 14 * DAY + 60) == []
+
+    asyncio.run(run())
     log = (settings.log_dir / "app.log").read_text()
     assert "Schedule: scrub failed: RuntimeError: disk on fire" in log
     assert "] Backup: " in log

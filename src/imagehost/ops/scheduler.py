@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
+import psycopg_pool
 
 from imagehost.logging import action_log
 from imagehost.ops.backup import list_backups, make_backup
@@ -61,8 +61,18 @@ async def scrub(settings: Settings, now: float) -> None:
 
 
 class Schedule:
-    def __init__(self, settings: Settings, *, backup: Job = scheduled_backup, scrub_job: Job = scrub) -> None:
+    """What is due and when it last ran, read and written through `pool` (the job queue's connections)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: psycopg_pool.AsyncConnectionPool,
+        *,
+        backup: Job = scheduled_backup,
+        scrub_job: Job = scrub,
+    ) -> None:
         self.settings = settings
+        self.pool = pool
         self.jobs: dict[str, tuple[int, Job]] = {
             BACKUP: (settings.backup_interval_seconds, backup),
             SCRUB: (settings.scrub_interval_seconds, scrub_job),
@@ -73,29 +83,22 @@ class Schedule:
 
     async def load(self) -> None:
         """When each job last ran well and when a failed one is tried again, as every scheduler sees it."""
-        connection = await asyncpg.connect(self.settings.database_url)
-        try:
-            rows = await connection.fetch("SELECT job, ran_at, retry_at FROM schedule_runs")
-        finally:
-            await connection.close()
-        self.ran_at = {row["job"]: row["ran_at"].timestamp() for row in rows if row["ran_at"] is not None}
-        self.retry_at = {row["job"]: row["retry_at"].timestamp() for row in rows if row["retry_at"] is not None}
+        async with self.pool.connection() as connection:
+            cursor = await connection.execute("SELECT job, ran_at, retry_at FROM schedule_runs")
+            rows = await cursor.fetchall()
+        self.ran_at = {job: ran_at.timestamp() for job, ran_at, _ in rows if ran_at is not None}
+        self.retry_at = {job: retry_at.timestamp() for job, _, retry_at in rows if retry_at is not None}
 
     async def _record(self, job: str, *, ran_at: float | None = None, retry_at: float | None = None) -> None:
         def stamp(at: float | None) -> dt.datetime | None:
             return None if at is None else dt.datetime.fromtimestamp(at, dt.UTC)
 
-        connection = await asyncpg.connect(self.settings.database_url)
-        try:
+        async with self.pool.connection() as connection:
             await connection.execute(
-                "INSERT INTO schedule_runs (job, ran_at, retry_at) VALUES ($1, $2, $3) ON CONFLICT (job) DO UPDATE"
+                "INSERT INTO schedule_runs (job, ran_at, retry_at) VALUES (%s, %s, %s) ON CONFLICT (job) DO UPDATE"
                 " SET ran_at = COALESCE(EXCLUDED.ran_at, schedule_runs.ran_at), retry_at = EXCLUDED.retry_at",
-                job,
-                stamp(ran_at),
-                stamp(retry_at),
+                (job, stamp(ran_at), stamp(retry_at)),
             )
-        finally:
-            await connection.close()
         if ran_at is not None:
             self.ran_at[job] = ran_at
         if retry_at is None:
@@ -168,8 +171,8 @@ def schedule_command(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        schedule = Schedule(settings)
         queue = JobQueue(settings, [SCHEDULE_TICK])
+        schedule = Schedule(settings, queue.pool)
         log = action_log()
         await queue.open()
         queue.start_worker([SCHEDULE], 1, {"schedule": schedule})
