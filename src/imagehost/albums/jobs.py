@@ -166,7 +166,7 @@ class JobBook:
     async def started(self, job_id: str, runner: str) -> bool:
         """The job is taken by `runner`; False when it has already ended (nothing to do)."""
         rows = await Album.raw(
-            "UPDATE upload_jobs SET state = 'running', heartbeat_at = now(), runner = {}"
+            "UPDATE upload_jobs SET state = 'running', runner = {}"
             " WHERE id = {} AND state IN ('queued', 'running') RETURNING id",
             runner[:255],
             job_key(job_id),
