@@ -471,6 +471,40 @@ def test_the_app_starts_without_postgresql_and_settles_interrupted_work_once_con
         own_postgres.start()
 
 
+def test_a_database_outage_during_a_zip_job_ends_its_attempt_and_the_job_goes_on_once_it_is_back(
+    own_postgres, tmp_path
+):
+    from tests.albums.test_jobs import KILL_SETTINGS, follow, start_crash_job, stored_images
+    from tests.albums.test_upload import JSON, noise_png
+
+    run_sql(
+        own_postgres.url,
+        "TRUNCATE images, albums, articles, album_images, upload_jobs, upload_job_entries, pending_objects,"
+        " procrastinate_jobs RESTART IDENTITY CASCADE",
+    )
+    entries = [(f"Outage/SKU{n // 4}/{n}.png", noise_png(n, 300)) for n in range(60)]
+    with live_app(own_postgres.url, tmp_path, **KILL_SETTINGS) as app:
+        path = start_crash_job(app, entries)
+        own_postgres.stop()
+        try:
+            time.sleep(2)
+            waiting = httpx.get(f"{app.url}{path}", headers=JSON)
+            assert waiting.status_code == 503 and waiting.json()["error"] == DATABASE_DOWN
+        finally:
+            own_postgres.start()
+        report = follow(httpx.Client(base_url=app.url), path, 120)[-1]
+        assert report["state"] == "done" and report["status"] == "success", report
+        assert report["stored"] == 60 and report["total"] == 60
+        assert [r["entry"] for r in report["results"]] == [entry for entry, _ in entries]
+        assert {r["id"] for r in report["results"]} == stored_images(own_postgres.url)  # each entry once
+        for result in report["results"]:
+            assert httpx.get(f"{app.url}/images/{result['filename']}").status_code == 200
+        assert not list((app.images_dir / ".staging" / "jobs").glob("*"))  # the archive's copy went with the job
+        log = app_log_text(app.log_dir)
+        assert "Jobs: upload job of crash.zip was cut by an outage (" in log
+        assert "queued again for attempt 2 of 3." in log
+
+
 # --- a full or read-only images folder -------------------------------------------------------------------
 
 

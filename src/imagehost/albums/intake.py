@@ -35,6 +35,7 @@ from imagehost.errors import (
     JobsUnavailable,
     NoArchiveGiven,
     StorageUnavailable,
+    as_outage,
 )
 from imagehost.images.formats import ARCHIVE_CONVERTIBLE_NAMES
 from imagehost.images.service import IncomingFile, StoredImage
@@ -300,7 +301,7 @@ class ArchiveIntake:
             await self.jobs.finish(job_id)
         except BaseException as error:
             # An outage (the store, the database) is not the archive's fault: the next attempt goes on.
-            outage = error if isinstance(error, OUTAGES) else None
+            outage = as_outage(error)
             if isinstance(error, ImageHostError) and outage is None:
                 await self._job_failed(job_id, archive_name, error)  # the archive refused: the job has ended
                 return
@@ -309,8 +310,10 @@ class ArchiveIntake:
                 await self._job_failed(job_id, archive_name, outage or JobInterrupted())
             else:
                 if outage is not None:
+                    # (DatabaseUnavailable's own log line speaks of a refused request.)
+                    what = outage.log_line() if isinstance(outage, StorageUnavailable) else outage.params["reason"]
                     self.log.warning(
-                        f"upload job of {archive_name} was cut by an outage ({outage.log_line()}):"
+                        f"upload job of {archive_name} was cut by an outage ({what}):"
                         f" queued again for attempt {run.attempt + 2} of {ATTEMPTS}.",
                         action="Jobs",
                     )

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.response import Redirect, Template
@@ -90,17 +89,6 @@ STATUS_CODES: dict[type[ImageHostError], int] = {
 # Where htmx puts an error fragment: every page has one element with this id.
 ERROR_TARGET = "#messages"
 UNEXPECTED = N_("Something went wrong on our side. Please try again in a moment.")
-# The driver's errors that mean "PostgreSQL is unreachable", as opposed to a bug in a query.
-DATABASE_OUTAGES = (
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.InternalClientError,  # a connection the server dropped mid-operation
-)
 TOO_MANY_REQUESTS = N_("Too many requests from your address: please wait {seconds} seconds and try again.")
 GENERIC_CLIENT_ERROR = N_("The request could not be understood.")
 
@@ -226,27 +214,8 @@ def too_many_requests(request: Request, error: HTTPException) -> Response:
     return response
 
 
-def raised_by_the_driver(error: BaseException) -> bool:
-    """True when the error comes out of asyncpg's own code (the last frames of its traceback)."""
-    traceback = error.__traceback__
-    while traceback is not None:
-        if traceback.tb_frame.f_globals.get("__name__", "").startswith("asyncpg."):
-            return True
-        traceback = traceback.tb_next
-    return False
-
-
-def is_database_outage(error: BaseException) -> bool:
-    """The driver's connection errors; and a socket's OSError (refused, reset, timed out) only when
-    the driver raised it while connecting or talking to the server. An OSError anywhere else (a
-    file the app cannot read, a full disk) is not the database's."""
-    if isinstance(error, DATABASE_OUTAGES):
-        return True
-    return isinstance(error, OSError) and raised_by_the_driver(error)
-
-
 def handle_unexpected(request: Request, error: Exception) -> Response:
-    if is_database_outage(error):
+    if errors.is_database_outage(error):
         reason = f"{type(error).__name__}: {error}"
         database = getattr(request.app.state, "database", None)
         if database is not None:

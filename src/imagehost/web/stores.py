@@ -23,8 +23,8 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from imagehost.database import CONNECT_TIMEOUT_SECONDS, describe
+from imagehost.errors import is_database_outage
 from imagehost.logging import action_log
-from imagehost.web.errors import is_database_outage
 
 if TYPE_CHECKING:
     from imagehost.database import Database
