@@ -14,6 +14,7 @@ import httpx
 from tests.conftest import PROJECT_ROOT, png_bytes, run_sql
 from tests.live import live_app
 from tests.s3server import s3_server  # noqa: F401
+from tests.storage.test_bucket_faults import bucket_keys
 
 
 def thumbnails_command(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -113,17 +114,19 @@ def test_a_batch_cut_by_a_killed_worker_is_made_by_the_next(clean_database, tmp_
         assert "a thumbnails job's worker stopped answering: queued again." in (app.log_dir / "app.log").read_text()
 
 
-def test_the_batches_make_a_buckets_thumbnails_in_the_bucket(clean_database, s3_server, tmp_path):
-    from tests.storage.test_bucket_faults import bucket_keys
+def remove_bucket_thumbnails(s3_server, prefix: str) -> None:
+    s3 = s3_server.boto3_client()
+    for key in bucket_keys(s3_server, prefix):
+        if key.startswith("thumbs/"):
+            s3.delete_object(Bucket=s3_server.bucket, Key=prefix + key)
+    assert {key for key in bucket_keys(s3_server, prefix) if key.startswith("thumbs/")} == set()
 
+
+def test_the_batches_make_a_buckets_thumbnails_in_the_bucket(clean_database, s3_server, tmp_path):
     prefix = "thumbnail-batches/"
     with live_app(clean_database, tmp_path, **s3_server.env(prefix), THUMBNAIL_SIZES="160,480") as app:
         names = uploaded_without_thumbnails(app, 3, (900, 600))
-        s3 = s3_server.boto3_client()
-        for key in bucket_keys(s3_server, prefix):
-            if key.startswith("thumbs/"):
-                s3.delete_object(Bucket=s3_server.bucket, Key=prefix + key)
-        assert {key for key in bucket_keys(s3_server, prefix) if key.startswith("thumbs/")} == set()
+        remove_bucket_thumbnails(s3_server, prefix)
 
         result = thumbnails_command({**app.env, "LOG_DIR": str(tmp_path / "command-logs")}, "--batch", "2")
         assert result.returncode == 0, result.stderr
@@ -132,6 +135,24 @@ def test_the_batches_make_a_buckets_thumbnails_in_the_bucket(clean_database, s3_
         assert thumbs <= bucket_keys(s3_server, prefix)
         assert list(app.images_dir.rglob("*.webp")) == []  # nothing of them on the local disk
         assert httpx.get(f"{app.url}/images/thumbs/480/{names[0]}.webp").status_code == 200
+
+
+def test_batches_that_fail_every_attempt_make_the_command_exit_1_and_say_so(clean_database, s3_server, tmp_path):
+    prefix = "thumbnail-outage/"
+    with live_app(clean_database, tmp_path, **s3_server.env(prefix), THUMBNAIL_SIZES="160") as app:
+        uploaded_without_thumbnails(app, 2, (400, 300))
+        remove_bucket_thumbnails(s3_server, prefix)
+        command_logs = tmp_path / "command-logs"
+        with s3_server.stopped():  # the store away through all three attempts of every batch
+            result = thumbnails_command({**app.env, "LOG_DIR": str(command_logs)}, "--batch", "1")
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "0 of 0 images got new thumbnails." in result.stdout
+        assert "2 of 2 batches failed: app.log says why." in result.stdout
+        assert not run_sql(clean_database, "SELECT 1 FROM thumbnail_batches")  # its rows removed all the same
+        # The store is back: the same command makes them.
+        again = thumbnails_command({**app.env, "LOG_DIR": str(command_logs)}, "--batch", "1")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "2 of 2 images got new thumbnails." in again.stdout
 
 
 def test_a_batch_size_below_one_is_refused_with_a_message(clean_database, tmp_path):
