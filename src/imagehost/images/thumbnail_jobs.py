@@ -71,27 +71,27 @@ async def regenerate(
     await Image.raw(
         "DELETE FROM thumbnail_batches WHERE created_at < now() - make_interval(days => {})", FORGOTTEN_DAYS
     )
-    ranges = await Image.raw(
-        "SELECT min(id) AS first_id, max(id) AS last_id FROM"
-        " (SELECT id, (row_number() OVER (ORDER BY id) - 1) / {} AS part FROM images) AS numbered"
-        " GROUP BY part ORDER BY part",
-        batch,
-    )
     try:
-        for part in ranges:
-            # The row first: a task that runs at once finds it to write its result into.
-            await Image.raw(
-                "INSERT INTO thumbnail_batches (run, first_id, last_id) VALUES ({}, {}, {})",
-                run_id,
-                part["first_id"],
-                part["last_id"],
+        # The rows first: a task that runs at once finds its row to write its result into.
+        ranges = await Image.raw(
+            "INSERT INTO thumbnail_batches (run, first_id, last_id)"
+            " SELECT {}, min(id), max(id) FROM"
+            " (SELECT id, (row_number() OVER (ORDER BY id) - 1) / {} AS part FROM images) AS numbered"
+            " GROUP BY part ORDER BY part RETURNING first_id, last_id",
+            run_id,
+            batch,
+        )
+        if ranges:
+            task_ids = await queue.defer_many(
+                TASK, [{"run_id": run_id, "everything": everything, **part} for part in ranges]
             )
-            task_id = await queue.defer(TASK, run_id=run_id, everything=everything, **part)
             await Image.raw(
-                "UPDATE thumbnail_batches SET task_id = {} WHERE run = {} AND first_id = {}",
-                task_id,
+                "UPDATE thumbnail_batches b SET task_id = t.task_id"
+                " FROM unnest({}::bigint[], {}::bigint[]) AS t(first_id, task_id)"
+                " WHERE b.run = {} AND b.first_id = t.first_id",
+                [part["first_id"] for part in ranges],
+                task_ids,
                 run_id,
-                part["first_id"],
             )
         if queued is not None:
             queued(len(ranges))

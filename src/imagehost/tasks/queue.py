@@ -153,8 +153,14 @@ class JobQueue:
 
     async def defer(self, name: str, **arguments: Any) -> int:
         """Queue a job of task `name`; its id. A queue that cannot be reached: DatabaseUnavailable (503)."""
+        return (await self.defer_many(name, [arguments]))[0]
+
+    async def defer_many(self, name: str, arguments: list[dict[str, Any]]) -> list[int]:
+        """Queue one job of task `name` per set of arguments, in one statement; their ids in order."""
         try:
-            return await self.app.tasks[name].defer_async(**arguments)
+            if len(arguments) == 1:
+                return [await self.app.tasks[name].defer_async(**arguments[0])]
+            return await self.app.tasks[name].batch_defer_async(*arguments)
         except (procrastinate.exceptions.ConnectorException, psycopg_pool.PoolTimeout) as error:
             self.log.error(f"cannot queue a {name} job: {error}", action="Database")
             raise DatabaseUnavailable(reason=str(error)) from None
