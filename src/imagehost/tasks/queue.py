@@ -228,7 +228,8 @@ class JobQueue:
                 except procrastinate.exceptions.UniqueViolation:
                     # A job of its queueing lock waits already (a periodic tick queued since): that one
                     # does its work. Left running, the dead job would hold its lock, and the waiting one, forever.
-                    await manager.finish_job(job, status=Status.FAILED, delete_job=True)
+                    if not await self._end(job):
+                        continue
                     outcome = "the one waiting behind it takes its place."
                 except procrastinate.exceptions.ConnectorException:
                     continue  # another worker's sweep took it
@@ -237,3 +238,11 @@ class JobQueue:
         if given_up and self.after_giving_up is not None:
             await self.after_giving_up()
         return retried, given_up
+
+    async def _end(self, job: procrastinate.jobs.Job) -> bool:
+        """End a dead worker's job for good; False when another sweep moved it first."""
+        try:
+            await self.app.job_manager.finish_job(job, status=Status.FAILED, delete_job=True)
+        except procrastinate.exceptions.ConnectorException:
+            return False
+        return True
