@@ -220,3 +220,15 @@ def test_the_migration_counts_the_albums_already_there(database_url):
     run_sql(fresh, "INSERT INTO album_images (image, album, article, source_sha256) VALUES (7, 2, 3, '')")
     assert counted_by_the_database(fresh) == {"Old": 4, "Empty": 1, "Small": 1}
     run_sql(database_url, "DROP DATABASE album_counts_migration_test")
+
+
+def test_tables_emptied_by_hand_leave_every_count_at_zero(client, settings):
+    """An operator's TRUNCATE fires no row triggers: the statement triggers zero the counts instead."""
+    send(client, SHOP)
+    run_sql(settings.database_url, "TRUNCATE album_images CASCADE")
+    assert counts(client) == {"images": 0, "articles": {"A": 0, "B": 0, "C": 0}}
+    run_sql(settings.database_url, "TRUNCATE articles CASCADE")
+    assert counts(client) == {"images": 0, "articles": {}}
+    assert counted_by_the_database(settings.database_url) == {"Shop": 0}
+    send(client, [("Shop/A/1.png", photo(1))], OPERATOR)  # and they count up again from there
+    assert counts(client) == {"images": 1, "articles": {"A": 1}}

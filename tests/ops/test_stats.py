@@ -85,3 +85,16 @@ def test_an_upload_named_like_a_log_line_cannot_pose_as_the_last_backup(make_cli
     assert "consistent" in stats["last_check"] and stats["operations"]["check"]["outcome"] == "ok"
     page = client.get("/ops/stats", headers={**OPERATOR, **HTML}).text
     assert made.path.name in page and "backup_2099-12-31_235959" not in page
+
+
+def test_the_images_table_emptied_by_hand_zeroes_the_totals(client, settings):
+    for shade in range(2):
+        upload(client, png_bytes(40, 30, (shade, 9, 9)))
+    statistics = client.get("/ops/stats", headers={**OPERATOR, "Accept": "application/json"}).json()
+    assert statistics["images"] == 2 and statistics["by_format"][0]["count"] == 2
+    run_sql(settings.database_url, "TRUNCATE images CASCADE")
+    statistics = client.get("/ops/stats", headers={**OPERATOR, "Accept": "application/json"}).json()
+    assert statistics["images"] == 0 and statistics["total_bytes"] == 0
+    assert statistics["by_format"] == [] and statistics["by_uploader"] == []
+    assert sum(day["count"] for day in statistics["per_day"]) == 0
+    assert client.get("/images-list", headers={"Accept": "application/json"}).json()["pagination"]["total_items"] == 0

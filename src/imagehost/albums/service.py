@@ -83,10 +83,16 @@ _SAME_FILES_IN_ARTICLE = (
     "SELECT ai.image, ai.source_sha256, i.sha256 FROM album_images ai JOIN images i ON i.id = ai.image"
     " WHERE ai.article = {} AND NOT ai.image = ANY({}) AND (ai.source_sha256 = ANY({}) OR i.sha256 = ANY({})) LIMIT 1"
 )
-# Positions written in one statement: the n-th id gets base + n.
-_SET_POSITIONS = (
+# Images moved into an article in one statement: the n-th id goes to place base + n.
+_MOVE_TO_ARTICLE = (
     "UPDATE album_images ai SET album = {}, article = {}, position = {} + m.n"
     " FROM unnest({}::int[]) WITH ORDINALITY AS m(image, n) WHERE ai.image = m.image"
+)
+# An article's new order: the n-th id gets place n. Only the rows whose place changes are written
+# (a shift by one writes two), and never album or article, so the count trigger does not fire.
+_SET_ORDER = (
+    "UPDATE album_images ai SET position = m.n FROM unnest({}::int[]) WITH ORDINALITY AS m(image, n)"
+    " WHERE ai.image = m.image AND ai.position IS DISTINCT FROM m.n"
 )
 # Moves and reorders take their articles' rows first, in id order (no deadlock between two of them);
 # NO KEY UPDATE lets uploads go on linking new images to them meanwhile.
@@ -273,7 +279,10 @@ class AlbumService:
             article_id = (
                 await Article.select(Article.id).where(Article.album == target.id, Article.code == code).first()
             )["id"]
-            sources = {row["article"] for row in await AlbumImage.raw(_MOVED_ROWS, ids)}
+            sources = {
+                row["article"]
+                for row in await AlbumImage.raw("SELECT DISTINCT article FROM album_images WHERE image = ANY({})", ids)
+            }
             await Article.raw(_LOCK_ARTICLES, sorted(sources | {article_id}))
             rows = {row["image"]: row for row in await AlbumImage.raw(_MOVED_ROWS + " FOR UPDATE OF ai", ids)}
             if missing := [image_id for image_id in ids if image_id not in rows]:
@@ -288,7 +297,7 @@ class AlbumService:
                     "SELECT coalesce(max(position), 0) AS last FROM album_images WHERE article = {}", article_id
                 )
                 await AlbumImage.raw(
-                    _SET_POSITIONS, target.id, article_id, base[0]["last"], [row["image"] for row in moving]
+                    _MOVE_TO_ARTICLE, target.id, article_id, base[0]["last"], [row["image"] for row in moving]
                 )
             left = sorted({row["article"] for row in moving})
             emptied = await Article.raw(
@@ -348,7 +357,7 @@ class AlbumService:
                     extra=_listed(extra),
                     repeated=_listed(repeated),
                 )
-            await AlbumImage.raw(_SET_POSITIONS, album.id, article_id, 0, order)
+            await AlbumImage.raw(_SET_ORDER, order)
         self.log.info(
             f"article {catalogue_name(code)} of album {album.name} reordered by {self._who(principal)}"
             f" ({len(order)} images).",
@@ -370,7 +379,7 @@ class AlbumService:
             new_place = min(max(place + step, 0), len(order) - 1)
             order.insert(new_place, order.pop(place))
             if new_place != place:
-                await AlbumImage.raw(_SET_POSITIONS, album.id, article_id, 0, order)
+                await AlbumImage.raw(_SET_ORDER, order)
         if new_place != place:
             self.log.info(
                 f"image #{image_id} moved from place {place + 1} to {new_place + 1} in article {catalogue_name(code)}"

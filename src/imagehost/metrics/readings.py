@@ -1,45 +1,45 @@
 """What a scrape reads besides the counters: the database's totals and operations, and the pool.
 
-The totals come from the statistics page's own query (ops/stats.collect: small tables kept by
-triggers, no scan of the images), so /metrics and /ops/stats never disagree.
+The totals come from the statistics page's own query (ops/stats.totals: small tables kept by
+triggers, no scan of the images; not the page's uploader table or chart), so /metrics and
+/ops/stats never disagree.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
 
 from imagehost.database import Database
 from imagehost.images.service import ImageService
 from imagehost.metrics import instruments
 from imagehost.ops import state
-from imagehost.ops.stats import collect
+from imagehost.ops.stats import totals
 
 # A scrape must answer within Prometheus' scrape timeout (10 s by default) even when PostgreSQL hangs.
 READINGS_TIMEOUT_SECONDS = 5.0
 
 
-def _age(operation: dict[str, Any] | None, now: datetime) -> float | None:
-    if not operation:
+def _age(operation: state.Outcome | None, now: datetime) -> float | None:
+    if operation is None:
         return None
-    return max((now - datetime.fromisoformat(operation["at"])).total_seconds(), 0.0)
+    return max((now - operation.at).total_seconds(), 0.0)
 
 
 async def read_database(images: ImageService) -> instruments.Readings:
-    statistics = await collect(images)
+    known = await totals(images)
     now = datetime.now(UTC)
-    backup = statistics.operations.get(state.BACKUP)
-    check = statistics.operations.get(state.CHECK)
+    backup = known.outcomes.get(state.BACKUP)
+    check = known.outcomes.get(state.CHECK)
     return instruments.Readings(
-        images=statistics.images,
-        stored_bytes=statistics.total_bytes,
-        database_bytes=statistics.database_bytes,
-        disk_free_bytes=statistics.disk["free"],
+        images=known.images,
+        stored_bytes=known.total_bytes,
+        database_bytes=known.database_bytes,
+        disk_free_bytes=known.disk["free"],
         last_backup_age=_age(backup, now),
-        last_backup_outcome=backup["outcome"] if backup else None,
+        last_backup_outcome=backup.outcome if backup else None,
         last_check_age=_age(check, now),
-        last_check_outcome=check["outcome"] if check else None,
+        last_check_outcome=check.outcome if check else None,
     )
 
 

@@ -59,14 +59,48 @@ def chart_geometry(per_day: list[dict[str, Any]], width: int = 600, height: int 
     return {"width": width, "height": height, "bars": bars, "most": most}
 
 
-async def collect(images: ImageService) -> Statistics:
-    settings = images.settings
+@dataclass
+class Totals:
+    """What a /metrics scrape reads too: the trigger-kept totals, the database, the disk, the last
+    operations. Cheap: no uploader table, no chart."""
+
+    images: int
+    by_format: list[dict[str, Any]]
+    disk: dict[str, int]
+    database_bytes: int
+    database_version: str
+    outcomes: dict[str, state.Outcome]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(row["bytes"] for row in self.by_format)
+
+
+async def totals(images: ImageService) -> Totals:
     total = await images.count()
     # Small tables kept by triggers (migration images_0008): no scan of the images themselves.
     by_format = await Image.raw(
         "SELECT file_format AS format, images AS count, bytes FROM image_format_totals"
         " WHERE images > 0 ORDER BY images DESC"
     )
+    database = (await Image.raw("SELECT pg_database_size(current_database()) AS size, version() AS version"))[0]
+    usage = await anyio.to_thread.run_sync(shutil.disk_usage, images.settings.images_dir)
+    # Kept as data by the operations themselves: never read back from app.log, where any logged
+    # text (an uploaded file's name) could pose as a backup's line.
+    outcomes = await state.last_outcomes()
+    return Totals(
+        images=total,
+        by_format=[{**row, "bytes": int(row["bytes"])} for row in by_format],
+        disk={"total": usage.total, "used": usage.used, "free": usage.free},
+        database_bytes=int(database["size"]),
+        database_version=str(database["version"]).split(" on ")[0],
+        outcomes=outcomes,
+    )
+
+
+async def collect(images: ImageService) -> Statistics:
+    """The statistics page: the totals, the top uploaders and the last CHART_DAYS days."""
+    known = await totals(images)
     by_uploader = await Image.raw(
         "SELECT coalesce(uploader_name, '') AS name, nullif(uploader_sub, '') AS sub, images AS count, bytes"
         " FROM image_uploader_totals WHERE images > 0 ORDER BY images DESC LIMIT {}",
@@ -80,20 +114,16 @@ async def collect(images: ImageService) -> Statistics:
         {"day": (since + timedelta(days=offset)).isoformat(), "count": counted.get(since + timedelta(days=offset), 0)}
         for offset in range(CHART_DAYS)
     ]
-    database = (await Image.raw("SELECT pg_database_size(current_database()) AS size, version() AS version"))[0]
-    usage = await anyio.to_thread.run_sync(shutil.disk_usage, settings.images_dir)
-    # Kept as data by the operations themselves: never read back from app.log, where any logged
-    # text (an uploaded file's name) could pose as a backup's line.
-    outcomes = await state.last_outcomes()
+    outcomes = known.outcomes
     return Statistics(
-        images=total,
-        total_bytes=sum(int(row["bytes"]) for row in by_format),
-        by_format=[{**row, "bytes": int(row["bytes"])} for row in by_format],
+        images=known.images,
+        total_bytes=known.total_bytes,
+        by_format=known.by_format,
         by_uploader=[{**row, "bytes": int(row["bytes"])} for row in by_uploader],
         per_day=per_day,
-        disk={"total": usage.total, "used": usage.used, "free": usage.free},
-        database_bytes=int(database["size"]),
-        database_version=str(database["version"]).split(" on ")[0],
+        disk=known.disk,
+        database_bytes=known.database_bytes,
+        database_version=known.database_version,
         app_version=__version__,
         last_backup=outcomes[state.BACKUP].line() if state.BACKUP in outcomes else None,
         last_check=outcomes[state.CHECK].line() if state.CHECK in outcomes else None,
