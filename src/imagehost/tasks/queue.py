@@ -158,8 +158,6 @@ class JobQueue:
     async def defer_many(self, name: str, arguments: list[dict[str, Any]]) -> list[int]:
         """Queue one job of task `name` per set of arguments, in one statement; their ids in order."""
         try:
-            if len(arguments) == 1:
-                return [await self.app.tasks[name].defer_async(**arguments[0])]
             return await self.app.tasks[name].batch_defer_async(*arguments)
         except (procrastinate.exceptions.ConnectorException, psycopg_pool.PoolTimeout) as error:
             self.log.error(f"cannot queue a {name} job: {error}", action="Database")
