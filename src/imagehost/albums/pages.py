@@ -214,20 +214,24 @@ class AlbumPages:
 
     async def album(self, name: str, search: str, page: int, principal: Principal) -> AlbumView:
         self.policy.require_browse(principal)
-        album = await self._album(name)
+        found = await (
+            Album.select(Album.id, Album.name, Album.created_by_sub, Album.article_count, Album.image_count)
+            .where(Album.name == catalogue_name(name))
+            .first()
+        )
+        if found is None:
+            raise AlbumNotFound(name=name)
+        album = FoundAlbum(found["id"], found["name"], found["created_by_sub"])
         pattern = _pattern(search)
         total = (await AlbumImage.raw(_ARTICLE_TOTAL, album.id, pattern))[0]["total"]
         offset = (page - 1) * GRID_PAGE_SIZE
         rows = await AlbumImage.raw(_ARTICLES, album.id, pattern, GRID_PAGE_SIZE, offset) if offset < total else []
         cards = [ArticleCard(row["code"], row["images"], _cover(row)) for row in rows]
-        counts = await Album.select(Album.article_count, Album.image_count).where(Album.id == album.id).first()
-        if counts is None:  # deleted meanwhile
-            raise AlbumNotFound(name=name)
-        return AlbumView(album, counts["article_count"], counts["image_count"], Listing(cards, page, total))
+        return AlbumView(album, found["article_count"], found["image_count"], Listing(cards, page, total))
 
     async def article(self, album_name: str, code: str, page: int, principal: Principal) -> ArticleView:
         self.policy.require_browse(principal)
-        album = await self._album(album_name)
+        album = await self.albums.album(album_name)
         code = catalogue_name(code)
         row = await (
             Article.select(Article.id, Article.image_count)
@@ -245,12 +249,6 @@ class AlbumPages:
     async def article_choices(self, album: FoundAlbum) -> list[str]:
         rows = await Article.raw(_ARTICLE_CHOICES, album.id, ARTICLE_CHOICES)
         return [row["code"] for row in rows]
-
-    async def _album(self, name: str) -> FoundAlbum:
-        album = await self.albums.find_album(name)
-        if album is None:
-            raise AlbumNotFound(name=name)
-        return album
 
 
 def _search(raw: str | None) -> str:
@@ -383,7 +381,9 @@ class AlbumPagesController(Controller):
     async def delete_album(self, request: Request, albums: AlbumService, album: str) -> Response:
         """The album page's Delete (htmx's DELETE, or a form's POST without JavaScript)."""
         count = await albums.delete_album(album, principal_of_request(request))
-        return _deleted(request, "/albums", say(request, ALBUM_DELETED, name=album, count=count))
+        return _went(
+            request, "/albums", {"status": "success", "message": say(request, ALBUM_DELETED, name=album, count=count)}
+        )
 
     @route(
         "/{album:str}/{article:str}",
@@ -394,7 +394,7 @@ class AlbumPagesController(Controller):
     async def delete_article(self, request: Request, albums: AlbumService, album: str, article: str) -> Response:
         count = await albums.delete_article(album, article, principal_of_request(request))
         message = say(request, ARTICLE_DELETED, article=article, album=album, count=count)
-        return _deleted(request, album_url(catalogue_name(album)), message)
+        return _went(request, album_url(catalogue_name(album)), {"status": "success", "message": message})
 
 
 async def _gallery_response(
@@ -453,19 +453,9 @@ async def _gallery_response(
     )
 
 
-def _deleted(request: Request, back: str, message: str) -> Response:
-    """htmx goes to the page above (a whole new page); a form is sent there; JSON says so."""
-    kind = representation(request)
-    if kind == "fragment":
-        return Response("", headers={"HX-Redirect": back, "Vary": "HX-Request, Accept"})
-    if kind == "page":
-        return Redirect(back, status_code=303)
-    return Response({"status": "success", "message": message})
-
-
 def _went(request: Request, url: str, body: dict[str, Any]) -> Response:
-    """After a change that moves the page elsewhere (a new name, an article left empty): htmx
-    loads the new page, a form is sent there, JSON says what was done."""
+    """After a change that moves the page elsewhere (a delete, a new name, an article left empty):
+    htmx loads the new page, a form is sent there, JSON says what was done."""
     kind = representation(request)
     if kind == "fragment":
         return Response("", headers={"HX-Redirect": url, "Vary": "HX-Request, Accept"})

@@ -172,7 +172,8 @@ class AlbumService:
         )
         return FoundAlbum(**row) if row else None
 
-    async def _album(self, name: str) -> FoundAlbum:
+    async def album(self, name: str) -> FoundAlbum:
+        """The album named so, or AlbumNotFound (404)."""
         album = await self.find_album(name)
         if album is None:
             raise AlbumNotFound(name=name)
@@ -195,14 +196,14 @@ class AlbumService:
 
     async def article_codes(self, album_name: str, principal: Principal) -> list[str]:
         self.policy.require_browse(principal)
-        album = await self._album(album_name)
+        album = await self.album(album_name)
         rows = await Article.select(Article.code).where(Article.album == album.id)
         return sorted((row["code"] for row in rows), key=natural_key)
 
     async def files(self, album_name: str, article: str | None, principal: Principal) -> list[AlbumFile]:
         """The album's (or one article's) images, newest first."""
         self.policy.require_browse(principal)
-        album = await self._album(album_name)
+        album = await self.album(album_name)
         if article is None:
             rows = await AlbumImage.raw(_ALBUM_FILES, album.id)
         else:
@@ -211,7 +212,7 @@ class AlbumService:
 
     async def count_album(self, album_name: str, principal: Principal) -> int:
         self.policy.require_browse(principal)
-        album = await self._album(album_name)
+        album = await self.album(album_name)
         row = await Album.select(Album.image_count).where(Album.id == album.id).first()  # kept by a trigger
         if row is None:  # deleted meanwhile
             raise AlbumNotFound(name=album_name)
@@ -219,7 +220,7 @@ class AlbumService:
 
     async def count_article(self, album_name: str, article: str, principal: Principal) -> int:
         self.policy.require_browse(principal)
-        album = await self._album(album_name)
+        album = await self.album(album_name)
         article_id = await self._article_id(album, article)
         row = await Article.select(Article.image_count).where(Article.id == article_id).first()  # kept by a trigger
         if row is None:  # deleted meanwhile
@@ -231,7 +232,7 @@ class AlbumService:
     async def rename_album(self, album_name: str, new_name: str, principal: Principal) -> str:
         """The album's new name (albums/names.py). A name another album has is a 409; the same
         name again changes nothing. Returns the name as stored."""
-        album = await self._album(album_name)
+        album = await self.album(album_name)
         self._require_manage(album, principal, "rename", AlbumChangeForbidden)
         name = catalogue_name(new_name)
         if name != album.name:
@@ -244,7 +245,7 @@ class AlbumService:
 
     async def rename_article(self, album_name: str, code: str, new_code: str, principal: Principal) -> str:
         """The article's new code within its album; a code the album has already is a 409."""
-        album = await self._album(album_name)
+        album = await self.album(album_name)
         article_id = await self._article_id(album, code)
         self._require_manage(album, principal, "rename", AlbumChangeForbidden)
         old, new = catalogue_name(code), catalogue_name(new_code)
@@ -267,7 +268,7 @@ class AlbumService:
         refuses the whole move with 409, as the ZIP upload would have skipped it. Images already in
         the article stay where they are. Articles left empty are deleted."""
         ids = _image_ids(image_ids)
-        target = await self._album(album_name)
+        target = await self.album(album_name)
         code = catalogue_name(article_code)
         self._require_manage(target, principal, "move", AlbumChangeForbidden)
         async with AlbumImage._meta.db.transaction():
@@ -339,7 +340,7 @@ class AlbumService:
     async def reorder_article(self, album_name: str, code: str, image_ids: list[int], principal: Principal) -> int:
         """The article's photo order, given whole: each of its images exactly once (else 422,
         naming what is missing, foreign or repeated). Returns how many images it holds."""
-        album = await self._album(album_name)
+        album = await self.album(album_name)
         article_id = await self._article_id(album, code)
         self._require_manage(album, principal, "reorder", AlbumChangeForbidden)
         async with AlbumImage._meta.db.transaction():
@@ -368,7 +369,7 @@ class AlbumService:
     async def shift_image(self, album_name: str, code: str, image_id: int, step: int, principal: Principal) -> int:
         """One image `step` places earlier (negative) or later in its article's photo order (the
         page's buttons); at either end it stays. Returns its new place, from 0."""
-        album = await self._album(album_name)
+        album = await self.album(album_name)
         article_id = await self._article_id(album, code)
         self._require_manage(album, principal, "reorder", AlbumChangeForbidden)
         async with AlbumImage._meta.db.transaction():
@@ -400,7 +401,7 @@ class AlbumService:
 
     async def delete_album(self, album_name: str, principal: Principal) -> int:
         """The album, its articles and its images (files and thumbnails too). Returns how many images."""
-        album = await self._album(album_name)
+        album = await self.album(album_name)
         self._require_manage(album, principal, "delete")
         removed = await self.remove_images(album.id, self.granted(principal, album.name))
         await Album.delete().where(Album.id == album.id)
@@ -410,7 +411,7 @@ class AlbumService:
         return removed
 
     async def delete_article(self, album_name: str, article: str, principal: Principal) -> int:
-        album = await self._album(album_name)
+        album = await self.album(album_name)
         article_id = await self._article_id(album, article)
         self._require_manage(album, principal, "delete")
         removed = await self.remove_images(album.id, self.granted(principal, album.name), article_id=article_id)

@@ -13,7 +13,7 @@ from imagehost.accounts.principal import Principal
 from imagehost.albums.names import catalogue_name, natural_key
 from imagehost.albums.service import AlbumService, FoundAlbum
 from imagehost.albums.tables import AlbumImage, Article
-from imagehost.errors import AlbumNotFound, ArticleNotFound, InvalidParameter, MissingParameter
+from imagehost.errors import ArticleNotFound, InvalidParameter, MissingParameter
 from imagehost.exports.slots import ExportSlot, ExportSlots
 from imagehost.images.formats import stored_format_of_extension
 from imagehost.images.service import StoredImage
@@ -154,12 +154,6 @@ class ExportService:
 
     # --- Albums and articles ---------------------------------------------------------------------
 
-    async def _album(self, name: str) -> FoundAlbum:
-        album = await self.albums.find_album(catalogue_name(name))
-        if album is None:
-            raise AlbumNotFound(name=name)
-        return album
-
     async def _articles(self, album: FoundAlbum, code: str | None) -> list[tuple[int, str]]:
         """(id, code) of the album's articles (or the one named), in natural order of code."""
         query = Article.select(Article.id, Article.code).where(Article.album == album.id)
@@ -201,7 +195,7 @@ class ExportService:
     async def link_sheet(self, query: LinkSheetQuery, principal: Principal) -> LinkSheet:
         """The album's (or one article's) images per article, in photo order; articles in natural order."""
         self.policy.require_browse(principal)
-        album = await self._album(query.album_name)
+        album = await self.albums.album(query.album_name)
         articles = await self._articles(album, query.article_name)
         counts = await self._image_counts(articles)
         article = articles[0][1] if query.article_name is not None else None
@@ -211,7 +205,7 @@ class ExportService:
         self, album_name: str, article: str | None, principal: Principal
     ) -> tuple[str, AsyncIterator[ArticleImages]]:
         self.policy.require_browse(principal)
-        album = await self._album(album_name)
+        album = await self.albums.album(album_name)
         articles = await self._articles(album, article)
         return album.name, self._images_of(articles, await self._image_counts(articles))
 
