@@ -85,6 +85,7 @@ class DeleteForbidden(ImageHostError):
 class StorageUnavailable(ImageHostError):
     template = N_("The image store is not available right now: please try again later.")
     log_template = "image store unavailable: {reason}."
+    part = "the image store"  # what is away, for the log of a job the outage cut
 
 
 class StorageFull(ImageHostError):
@@ -117,6 +118,7 @@ class DatabaseUnavailable(ImageHostError):
     # The loss itself is logged once by imagehost.database; this is each request it costs.
     log_template = "request refused, the database is unavailable: {reason}."
     log_action = "Database"
+    part = "the database"
 
 
 # A part the service needs is away for now: what it costs is tried again later, never refused for good.

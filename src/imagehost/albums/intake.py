@@ -310,10 +310,8 @@ class ArchiveIntake:
                 await self._job_failed(job_id, archive_name, outage or JobInterrupted())
             else:
                 if outage is not None:
-                    # (DatabaseUnavailable's own log line speaks of a refused request.)
-                    what = outage.log_line() if isinstance(outage, StorageUnavailable) else outage.params["reason"]
                     self.log.warning(
-                        f"upload job of {archive_name} was cut by an outage ({what}):"
+                        f"upload job of {archive_name} was cut by an outage ({outage.part}: {outage.params['reason']}):"
                         f" queued again for attempt {run.attempt + 2} of {ATTEMPTS}.",
                         action="Jobs",
                     )

@@ -212,9 +212,9 @@ class AlbumService:
 
     async def count_album(self, album_name: str, principal: Principal) -> int:
         self.policy.require_browse(principal)
-        album = await self.album(album_name)
-        row = await Album.select(Album.image_count).where(Album.id == album.id).first()  # kept by a trigger
-        if row is None:  # deleted meanwhile
+        # Kept by a trigger: one read, by name.
+        row = await Album.select(Album.image_count).where(Album.name == catalogue_name(album_name)).first()
+        if row is None:
             raise AlbumNotFound(name=album_name)
         return row["image_count"]
 

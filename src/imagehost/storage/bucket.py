@@ -51,7 +51,7 @@ async def _execute(query: str, *arguments: object) -> object:
     """One statement on the app's pool, outside any transaction of the caller: committed at once."""
     pool = Image._meta.db.pool
     if pool is None:
-        raise DatabaseUnavailable()
+        raise DatabaseUnavailable(reason="no connection pool yet")
     return await pool.fetchval(query, *arguments)
 
 
