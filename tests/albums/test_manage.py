@@ -428,6 +428,30 @@ def test_moving_and_renaming_on_the_page(client):
     assert "There is already an album Зима" in taken.text
 
 
+def test_moving_the_last_photo_of_the_last_page_shows_the_page_before(client):
+    """25 photos: page 2 holds one. Moving it away leaves one page, so the gallery is page 1."""
+    body = send(client, [(f"Big/A/{n:02d}.png", photo(n)) for n in range(25)] + [("Big/B/b.png", photo(99))])
+    ids = {result["entry"].rsplit("/", 1)[-1]: result["id"] for result in body["results"]}
+    form = {"image_id": ids["24.png"], "article_name": "B", "page": "2"}
+    moved = client.post("/move-image/Big/A", data=form, headers={**HTMX, **ADMIN})
+    assert moved.status_code == 200
+    gallery = moved.text.split("article-counts")[0]
+    assert gallery.count('class="copy"') == 24 and "00.png" in gallery and "24.png" not in gallery
+    assert moved.headers.get("hx-push-url") is None and "Images: 24" in moved.text
+    # The fragment has no datalist of codes (the page has it); the plain form lands on page 1 too.
+    assert 'id="article-codes"' not in moved.text
+    plain = client.post(
+        "/move-image/Big/A",
+        data={"image_id": ids["23.png"], "article_name": "B", "page": "2"},
+        headers={**HTML, **ADMIN},
+        follow_redirects=False,
+    )
+    assert plain.status_code == 303 and plain.headers["location"] == "/albums/Big/A?page=1"
+    page = client.get(plain.headers["location"], headers={**HTML, **ADMIN}).text
+    assert '<datalist id="article-codes"><option value="B">' in page
+    assert names_in(client, "Big", "B") == ["b.png", "24.png", "23.png"]
+
+
 def test_without_javascript_deleting_asks_first_with_the_count(client, settings):
     shop(client)
     ask = client.get(f"/albums/{SPRING}/SKU1?delete=confirm", headers={**HTML, **ADMIN}).text

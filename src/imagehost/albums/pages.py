@@ -8,6 +8,7 @@ Deleting goes through AlbumService (the crash-safe image delete).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -229,7 +230,11 @@ class AlbumPages:
         cards = [ArticleCard(row["code"], row["images"], _cover(row)) for row in rows]
         return AlbumView(album, found["article_count"], found["image_count"], Listing(cards, page, total))
 
-    async def article(self, album_name: str, code: str, page: int, principal: Principal) -> ArticleView:
+    async def article(
+        self, album_name: str, code: str, page: int, principal: Principal, *, at_most_last: bool = False
+    ) -> ArticleView:
+        """One page of an article's gallery; `at_most_last`: a page past the last is the last (after a move
+        took the last photo of the last page away)."""
         self.policy.require_browse(principal)
         album = await self.albums.album(album_name)
         code = catalogue_name(code)
@@ -241,6 +246,8 @@ class AlbumPages:
         if row is None:
             raise ArticleNotFound(album=album.name, article=code)
         total = row["image_count"]
+        if at_most_last:
+            page = min(page, max(1, math.ceil(total / GRID_PAGE_SIZE)))
         offset = (page - 1) * GRID_PAGE_SIZE
         rows = await AlbumImage.raw(_GALLERY, row["id"], GRID_PAGE_SIZE, offset) if offset < total else []
         images = [StoredImage.from_row(image) for image in rows]
@@ -424,7 +431,10 @@ async def _gallery_response(
             "article_url": article_url,
             "may_manage": may_manage,
             "manage_url": manage_url,
-            "article_codes": await pages.article_choices(view.album) if may_manage else [],
+            # The move form's datalist is on the page, not in the gallery fragment.
+            "article_codes": (
+                await pages.article_choices(view.album) if may_manage and representation(request) == "page" else []
+            ),
             "confirm_delete": confirm_delete,
             "counts_changed": counts_changed,
             "preview": album_preview(
@@ -578,10 +588,7 @@ class AlbumManagePagesController(Controller):
         if here in moved.emptied:  # the article is gone: its album's page
             return _went(request, album_url(moved.album_name), moved_json(request, moved))
         page = page_number(_form_text(values, "page") if values.get("page") else None)
-        view = await AlbumPages(albums).article(album, article, page, principal)
-        if page > view.listing.total_pages:  # it was the last image of the last page
-            page = view.listing.total_pages
-            view = await AlbumPages(albums).article(album, article, page, principal)
+        view = await AlbumPages(albums).article(album, article, page, principal, at_most_last=True)
         if representation(request) != "fragment":
-            return _went(request, f"{article_url(*here)}?page={page}", moved_json(request, moved))
+            return _went(request, f"{article_url(*here)}?page={view.listing.page}", moved_json(request, moved))
         return await _gallery_response(request, albums, images, view, principal, counts_changed=True)
