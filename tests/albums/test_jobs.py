@@ -246,10 +246,17 @@ def test_a_job_cut_by_a_clean_shutdown_is_finished_by_the_next_start(clean_datab
     # live_app's exit is SIGTERM: the running job was cut and put back in the queue, not failed.
     state = run_sql(clean_database, "SELECT state FROM upload_jobs")[0][0]
     assert state == "queued"
+    # The entries being stored when the cut came finished, each recorded as its entry's result: no image
+    # of the job without its entry (the next attempt would store it again beside it).
+    recorded = {
+        row[0] for row in run_sql(clean_database, "SELECT image FROM upload_job_entries WHERE status = 'stored'")
+    }
+    first = stored_images(clean_database)
+    assert len(first) >= 3 and first == recorded
     with live_app(clean_database, tmp_path, **KILL_SETTINGS) as app:
         report = follow(httpx.Client(base_url=app.url), path, 60)[-1]
         assert report["state"] == "done" and report["stored"] == 60
-        assert len(stored_images(clean_database)) == 60
+        assert len(stored_images(clean_database)) == 60 and first < stored_images(clean_database)
 
 
 def test_a_ticket_opens_only_with_its_secret_key():
