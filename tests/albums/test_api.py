@@ -67,6 +67,10 @@ def test_unknown_album_or_article_is_404(client):
         response = client.get(url, headers=JSON)
         assert response.status_code == 404, url
         assert response.json()["status"] == "error"
+    # The message names what is missing: the album, or the article of an album that exists.
+    assert client.get("/api/count/article/nope/SKU1", headers=JSON).json()["error"] == "There is no album nope."
+    missing = client.get("/api/count/article/Весна/nope", headers=JSON).json()["error"]
+    assert missing == "There is no article nope in the album Весна."
 
 
 def test_deleting_an_article_and_an_album_takes_files_and_thumbnails(client, settings, app_log):

@@ -34,9 +34,9 @@ from imagehost.albums.controllers import (
 )
 from imagehost.albums.names import catalogue_name
 from imagehost.albums.service import AlbumService, FoundAlbum
-from imagehost.albums.tables import Album, AlbumImage, Article
+from imagehost.albums.tables import AlbumImage, Article
 from imagehost.api.openapi import DeleteAnswer, answers, form, text
-from imagehost.errors import N_, AlbumNotFound, ArticleNotFound, InvalidParameter, MissingParameter
+from imagehost.errors import N_, ArticleNotFound, InvalidParameter, MissingParameter
 from imagehost.images.links import Links
 from imagehost.images.service import ImageService, StoredImage
 from imagehost.images.tables import LARGEST_IMAGE_ID
@@ -215,20 +215,14 @@ class AlbumPages:
 
     async def album(self, name: str, search: str, page: int, principal: Principal) -> AlbumView:
         self.policy.require_browse(principal)
-        found = await (
-            Album.select(Album.id, Album.name, Album.created_by_sub, Album.article_count, Album.image_count)
-            .where(Album.name == catalogue_name(name))
-            .first()
-        )
-        if found is None:
-            raise AlbumNotFound(name=name)
-        album = FoundAlbum(found["id"], found["name"], found["created_by_sub"])
+        counted = await self.albums.counted_album(name)
+        album = counted.album
         pattern = _pattern(search)
         total = (await AlbumImage.raw(_ARTICLE_TOTAL, album.id, pattern))[0]["total"]
         offset = (page - 1) * GRID_PAGE_SIZE
         rows = await AlbumImage.raw(_ARTICLES, album.id, pattern, GRID_PAGE_SIZE, offset) if offset < total else []
         cards = [ArticleCard(row["code"], row["images"], _cover(row)) for row in rows]
-        return AlbumView(album, found["article_count"], found["image_count"], Listing(cards, page, total))
+        return AlbumView(album, counted.articles, counted.images, Listing(cards, page, total))
 
     async def article(
         self, album_name: str, code: str, page: int, principal: Principal, *, at_most_last: bool = False

@@ -29,7 +29,7 @@ from imagehost.errors import (
     OrderMismatch,
     SameFileInArticle,
 )
-from imagehost.images.service import DeleteCredentials, ImageService, StoredImage
+from imagehost.images.service import DeleteCredentials, ImageService, StoredImage, album_count
 from imagehost.images.tables import LARGEST_IMAGE_ID
 from imagehost.logging import action_log
 
@@ -59,6 +59,13 @@ class FoundAlbum:
     id: int
     name: str
     created_by_sub: str | None
+
+
+@dataclass(frozen=True)
+class CountedAlbum:
+    album: FoundAlbum
+    articles: int
+    images: int
 
 
 # The images columns StoredImage.from_row reads, for the queries that join album_images to images.
@@ -166,11 +173,25 @@ class AlbumService:
 
         return link
 
-    async def find_album(self, name: str) -> FoundAlbum | None:
-        row = await (
-            Album.select(Album.id, Album.name, Album.created_by_sub).where(Album.name == catalogue_name(name)).first()
+    @staticmethod
+    async def _album_row(name: str) -> dict[str, Any] | None:
+        return await (
+            Album.select(Album.id, Album.name, Album.created_by_sub, Album.article_count, Album.image_count)
+            .where(Album.name == catalogue_name(name))
+            .first()
         )
-        return FoundAlbum(**row) if row else None
+
+    async def find_album(self, name: str) -> FoundAlbum | None:
+        row = await self._album_row(name)
+        return FoundAlbum(row["id"], row["name"], row["created_by_sub"]) if row else None
+
+    async def counted_album(self, name: str) -> CountedAlbum:
+        """The album named so with its kept counts, in one read; or AlbumNotFound (404)."""
+        row = await self._album_row(name)
+        if row is None:
+            raise AlbumNotFound(name=name)
+        album = FoundAlbum(row["id"], row["name"], row["created_by_sub"])
+        return CountedAlbum(album, row["article_count"], row["image_count"])
 
     async def album(self, name: str) -> FoundAlbum:
         """The album named so, or AlbumNotFound (404)."""
@@ -212,20 +233,18 @@ class AlbumService:
 
     async def count_album(self, album_name: str, principal: Principal) -> int:
         self.policy.require_browse(principal)
-        # Kept by a trigger: one read, by name.
-        row = await Album.select(Album.image_count).where(Album.name == catalogue_name(album_name)).first()
-        if row is None:
+        count = await album_count(catalogue_name(album_name))  # kept by a trigger: one read, by name
+        if count is None:
             raise AlbumNotFound(name=album_name)
-        return row["image_count"]
+        return count
 
     async def count_article(self, album_name: str, article: str, principal: Principal) -> int:
         self.policy.require_browse(principal)
-        album = await self.album(album_name)
-        article_id = await self._article_id(album, article)
-        row = await Article.select(Article.image_count).where(Article.id == article_id).first()  # kept by a trigger
-        if row is None:  # deleted meanwhile
+        count = await album_count(catalogue_name(album_name), catalogue_name(article))
+        if count is None:  # which of the two is missing: the album's 404 or the article's
+            album = await self.album(album_name)
             raise ArticleNotFound(album=album.name, article=article)
-        return row["image_count"]
+        return count
 
     # --- Renaming, moving, reordering (admins and the album's creator) -------------------------
 

@@ -180,9 +180,10 @@ _COLUMNS = (
 )
 
 
-async def album_count(album_name: str, article_name: str | None = None) -> int:
+async def album_count(album_name: str, article_name: str | None = None) -> int | None:
     """An album's (or article's) images, from the counts its triggers keep (migration
-    albums_0003_image_counts): the same cost for an album of a million images as of ten."""
+    albums_0003_image_counts): the same cost for an album of a million images as of ten. None: no
+    album (or article) of that name."""
     album = unicodedata.normalize("NFC", album_name).strip()
     if article_name is None:
         rows = await Image.raw("SELECT image_count FROM albums WHERE name = {}", album)
@@ -193,7 +194,7 @@ async def album_count(album_name: str, article_name: str | None = None) -> int:
             album,
             unicodedata.normalize("NFC", article_name).strip(),
         )
-    return int(rows[0]["image_count"]) if rows else 0
+    return int(rows[0]["image_count"]) if rows else None
 
 
 def in_album(album_name: str, article_name: str | None = None) -> WhereRaw:
@@ -469,7 +470,7 @@ class ImageService:
         self, uploader: str | None = None, album_name: str | None = None, article_name: str | None = None
     ) -> int:
         if album_name is not None and uploader is None:
-            return await album_count(album_name, article_name)
+            return await album_count(album_name, article_name) or 0
         if album_name is not None:
             query = Image.count().where(in_album(album_name, article_name))
             return await query.where(Image.uploader_sub == uploader)
