@@ -1,4 +1,5 @@
-"""The PostgreSQL engine for the app and the commands: built from Settings, bound to every table."""
+"""The PostgreSQL engine for the app and the commands (built from Settings, bound to every table), and which
+of the driver's errors mean that the database is away."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
+import asyncpg
 from piccolo.engine.postgres import PostgresEngine
 
 from imagehost.accounts.piccolo_app import APP_CONFIG as ACCOUNTS_APP
 from imagehost.albums.piccolo_app import APP_CONFIG as ALBUMS_APP
+from imagehost.errors import OUTAGES, DatabaseUnavailable, ImageHostError
 from imagehost.images.piccolo_app import APP_CONFIG as IMAGES_APP
 from imagehost.logging import action_log
 from imagehost.metrics import instruments
@@ -26,6 +29,48 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 PROBE_SECONDS = 2.0
 RETRY_SECONDS = 1.0
 CLOSE_TIMEOUT_SECONDS = 10  # at shutdown, how long the pool waits for its connections to come back
+
+
+# The driver's errors that mean "PostgreSQL is unreachable", as opposed to a bug in a query.
+DATABASE_OUTAGES = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InternalClientError,  # a connection the server dropped mid-operation
+)
+
+
+def raised_by_the_driver(error: BaseException) -> bool:
+    """True when the error comes out of asyncpg's own code (the last frames of its traceback)."""
+    traceback = error.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_globals.get("__name__", "").startswith("asyncpg."):
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
+def is_database_outage(error: BaseException) -> bool:
+    """The driver's connection errors; and a socket's OSError (refused, reset, timed out) only when
+    the driver raised it while connecting or talking to the server. An OSError anywhere else (a
+    file the app cannot read, a full disk) is not the database's."""
+    if isinstance(error, DATABASE_OUTAGES):
+        return True
+    return isinstance(error, OSError) and raised_by_the_driver(error)
+
+
+def as_outage(error: BaseException) -> ImageHostError | None:
+    """The error as one of the OUTAGES when it is one (a driver's lost connection becomes
+    DatabaseUnavailable), else None: what a job rides out by trying again later."""
+    if isinstance(error, OUTAGES):
+        return error
+    if is_database_outage(error):
+        return DatabaseUnavailable(reason=f"{type(error).__name__}: {error}")
+    return None
 
 
 @asynccontextmanager

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
 
 def N_(message: str) -> str:
     """Mark a string for translation without translating it here (Babel extracts N_ calls)."""
@@ -123,47 +121,6 @@ class DatabaseUnavailable(ImageHostError):
 
 # A part the service needs is away for now: what it costs is tried again later, never refused for good.
 OUTAGES = (StorageUnavailable, DatabaseUnavailable)
-
-# The driver's errors that mean "PostgreSQL is unreachable", as opposed to a bug in a query.
-DATABASE_OUTAGES = (
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.InternalClientError,  # a connection the server dropped mid-operation
-)
-
-
-def raised_by_the_driver(error: BaseException) -> bool:
-    """True when the error comes out of asyncpg's own code (the last frames of its traceback)."""
-    traceback = error.__traceback__
-    while traceback is not None:
-        if traceback.tb_frame.f_globals.get("__name__", "").startswith("asyncpg."):
-            return True
-        traceback = traceback.tb_next
-    return False
-
-
-def is_database_outage(error: BaseException) -> bool:
-    """The driver's connection errors; and a socket's OSError (refused, reset, timed out) only when
-    the driver raised it while connecting or talking to the server. An OSError anywhere else (a
-    file the app cannot read, a full disk) is not the database's."""
-    if isinstance(error, DATABASE_OUTAGES):
-        return True
-    return isinstance(error, OSError) and raised_by_the_driver(error)
-
-
-def as_outage(error: BaseException) -> ImageHostError | None:
-    """The error as one of the OUTAGES when it is one (a driver's lost connection becomes
-    DatabaseUnavailable), else None: what a job rides out by trying again later."""
-    if isinstance(error, OUTAGES):
-        return error
-    if is_database_outage(error):
-        return DatabaseUnavailable(reason=f"{type(error).__name__}: {error}")
-    return None
 
 
 class ImageProcessingFailed(ImageHostError):

@@ -24,6 +24,7 @@ from imagehost.albums.jobs import EntryRow, JobBook, JobRow, job_id_of, job_key,
 from imagehost.albums.mapping import map_files
 from imagehost.albums.service import SELECT_FILES, FoundAlbum
 from imagehost.albums.tables import AlbumImage
+from imagehost.database import as_outage
 from imagehost.errors import (
     N_,
     OUTAGES,
@@ -35,7 +36,6 @@ from imagehost.errors import (
     JobsUnavailable,
     NoArchiveGiven,
     StorageUnavailable,
-    as_outage,
 )
 from imagehost.images.formats import ARCHIVE_CONVERTIBLE_NAMES
 from imagehost.images.service import IncomingFile, StoredImage

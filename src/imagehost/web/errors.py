@@ -12,6 +12,7 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from imagehost import errors
+from imagehost.database import is_database_outage
 from imagehost.embeds.framing import is_embed_path
 from imagehost.errors import N_, ImageHostError
 from imagehost.images.service import human_size
@@ -215,7 +216,7 @@ def too_many_requests(request: Request, error: HTTPException) -> Response:
 
 
 def handle_unexpected(request: Request, error: Exception) -> Response:
-    if errors.is_database_outage(error):
+    if is_database_outage(error):
         reason = f"{type(error).__name__}: {error}"
         database = getattr(request.app.state, "database", None)
         if database is not None:

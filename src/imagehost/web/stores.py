@@ -22,8 +22,7 @@ from litestar.stores.redis import RedisStore
 from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
 
-from imagehost.database import CONNECT_TIMEOUT_SECONDS, describe
-from imagehost.errors import is_database_outage
+from imagehost.database import CONNECT_TIMEOUT_SECONDS, describe, is_database_outage
 from imagehost.logging import action_log
 
 if TYPE_CHECKING:
