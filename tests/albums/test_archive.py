@@ -162,9 +162,26 @@ def test_system_files_and_folders_are_skipped(client):
         archive.writestr("Shop/.DS_Store", b"Bud1")
         archive.writestr("Shop/A/Thumbs.db", b"\xd0\xcf")
         archive.writestr("Shop/desktop.ini", b"[.ShellClassInfo]")
+        archive.writestr("Shop\\B\\", b"")  # a folder as an old Windows archiver writes it
     body = send(client, buffer.getvalue()).json()
     assert body["album_name"] == "Shop"  # the system folder beside it does not count
-    assert (body["stored"], body["refused"], body["skipped"]) == (1, 0, 7)
+    # The folders' own entries are no files: neither stored nor counted nor listed.
+    assert (body["stored"], body["refused"], body["skipped"]) == (1, 0, 5)
+    assert [result["entry"] for result in body["results"]] == [
+        "Shop/A/ok.png", "__MACOSX/Shop/A/._ok.png", "Shop/A/._ok.png", "Shop/.DS_Store", "Shop/A/Thumbs.db",
+        "Shop/desktop.ini",
+    ]  # fmt: skip
+
+
+def test_an_archive_of_folders_alone_is_empty(client, settings):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.mkdir("Shop/")
+        archive.mkdir("Shop/A/")
+    response = send(client, buffer.getvalue(), name="folders.zip")
+    assert response.status_code == 422
+    assert response.json()["error"] == "The archive folders.zip has no files in it."
+    assert client.get("/api/albums", headers=JSON).json() == [] and image_rows(settings) == 0
 
 
 @pytest.mark.parametrize("content", [b"not a zip at all", b"PK\x05\x06" + b"\0" * 18])

@@ -6,8 +6,10 @@ entries it had stored kept and listed; a job accepted by one instance and run by
 from __future__ import annotations
 
 import hashlib
+import io
 import signal
 import time
+import zipfile
 from urllib.parse import urlsplit
 
 import httpx
@@ -282,3 +284,32 @@ def test_a_job_its_instance_never_handed_to_the_queue_is_failed_after_ten_minute
     report = client.get(path, headers=JSON).json()
     assert report["state"] == "failed" and "interrupted by a restart" in report["error"]
     assert not list((settings.images_dir / ".staging" / "jobs").glob("*.zip"))  # its archive's copy removed
+
+
+def test_a_result_recorded_for_another_entry_under_the_same_number_is_not_taken(make_client, settings):
+    """An attempt by an older version numbered the folders' entries too: its number 0 was the folder
+    Shop/. The next attempt's entry 0 is a file, which is stored, not reported as that folder."""
+    client = make_client(zip_wait_seconds=0, job_concurrency=0)  # no worker: the job waits
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w") as archive:
+        archive.mkdir("Shop/")
+        archive.writestr("Shop/A/a.png", photo(1))
+        archive.writestr("Shop/A/b.png", photo(2))
+    path = job_path(send(client, raw.getvalue(), name="old.zip"))
+    run_sql(
+        settings.database_url,
+        "INSERT INTO upload_job_entries (job, number, entry, status, album_name, reason_template)"
+        " SELECT id, 0, 'Shop/', 'skipped', 'Shop', 'A system file or folder: skipped.' FROM upload_jobs",
+    )
+    worker = make_client(zip_wait_seconds=0)
+    report = follow(worker, path, 30)[-1]
+    assert report["state"] == "done", report
+    assert [(r["entry"], r["status"]) for r in report["results"]] == [
+        ("Shop/A/a.png", "stored"),
+        ("Shop/A/b.png", "stored"),
+    ]
+    assert names_in_album(worker) == ["a.png", "b.png"]
+
+
+def names_in_album(client) -> list[str]:
+    return [item["original_name"] for item in client.get("/albums/Shop/A", headers=JSON).json()["data"]]

@@ -146,7 +146,11 @@ class Archive:
                 filename=filename, size=human_bytes(total), limit=human_bytes(limits.max_uncompressed_bytes)
             )
         damaged = self._check_no_overlap(infos)
-        self.entries = [self._judge(info, damaged) for info in infos]
+        # A folder's own entry (most archivers write one per folder) is no file: it is neither stored
+        # nor reported, and an archive of folders alone is as empty as one without entries.
+        self.entries = [self._judge(info, damaged) for info in infos if not _is_folder(info)]
+        if not self.entries:
+            raise ArchiveEmpty(filename=filename)
 
     def close(self) -> None:
         self.zip.close()
@@ -221,9 +225,7 @@ class Archive:
         def refuse(refusal: ImageHostError) -> Entry:
             return Entry(name=name, parts=parts, verdict="refuse", refusal=refusal, info=info)
 
-        if info.is_dir() or name.endswith(("/", "\\")) or not parts:
-            return Entry(name=name, parts=parts, verdict="skip")
-        if is_system_file(parts):
+        if not parts or is_system_file(parts):
             return Entry(name=name, parts=parts, verdict="skip")
         if (unix_mode & 0o170000) == SYMLINK:
             return refuse(EntryIsLink(entry=name))
@@ -272,6 +274,10 @@ class Archive:
         if content.startswith(ARCHIVE_SIGNATURES):
             raise EntryIsArchive(entry=entry.name)
         return content
+
+
+def _is_folder(info: zipfile.ZipInfo) -> bool:
+    return info.is_dir() or info.filename.endswith("\\")  # a Windows archiver's folder: "Shop\\"
 
 
 def open_archive(source: BinaryIO, filename: str, limits: ArchiveLimits) -> Archive:

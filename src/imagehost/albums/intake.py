@@ -419,8 +419,11 @@ class ArchiveIntake:
             for number, entry in enumerate(archive.entries):
                 if failed:
                     break  # a failure that is not the entry's own (a bug, the database gone): no new entries
-                if number in done:
-                    results.append(done[number])
+                # By number, and only the same entry: an attempt by an older version may have numbered
+                # the entries otherwise (folders were entries then); a mismatch is stored again or
+                # found as a duplicate, never taken for another entry's result.
+                if (recorded := done.get(number)) is not None and recorded.entry == entry.name:
+                    results.append(recorded)
                     continue
                 placement = placements.get(id(entry))
                 result = EntryResult(entry=entry.name, status="skipped", album_name=album)

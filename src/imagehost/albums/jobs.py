@@ -118,8 +118,13 @@ _ENTRIES = (
 _RECORD = (
     "INSERT INTO upload_job_entries (job, number, entry, status, album_name, article_number, image,"
     " sealed_delete_key, reason_template, reason_params) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}::jsonb)"
-    " ON CONFLICT (job, number) DO UPDATE SET status = EXCLUDED.status, image = EXCLUDED.image,"
-    " sealed_delete_key = COALESCE(EXCLUDED.sealed_delete_key, upload_job_entries.sealed_delete_key),"
+    " ON CONFLICT (job, number) DO UPDATE SET entry = EXCLUDED.entry, status = EXCLUDED.status,"
+    " album_name = EXCLUDED.album_name, article_number = EXCLUDED.article_number, image = EXCLUDED.image,"
+    # The same entry's key, recorded with its image, stays when its result comes without one; another
+    # entry under this number (numbered by an older version) keeps nothing of the one before.
+    " sealed_delete_key = CASE WHEN upload_job_entries.entry = EXCLUDED.entry"
+    " THEN COALESCE(EXCLUDED.sealed_delete_key, upload_job_entries.sealed_delete_key)"
+    " ELSE EXCLUDED.sealed_delete_key END,"
     " reason_template = EXCLUDED.reason_template, reason_params = EXCLUDED.reason_params"
 )
 
